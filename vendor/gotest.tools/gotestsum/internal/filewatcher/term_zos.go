@@ -1,0 +1,6 @@
+package filewatcher
+
+import "golang.org/x/sys/unix"
+
+const tcGet = unix.TCGETS
+const tcSet = unix.TCSETS
