@@ -1,0 +1,52 @@
+# Switchyard. Every target builds from vendor/ and works offline.
+SHELL := /usr/bin/env bash
+GO ?= go
+export GOFLAGS := -mod=vendor
+# Integration test timeout: cold builds of the API server take minutes on two cores.
+INTEGRATION_TIMEOUT ?= 40m
+# gotestsum prints one summary line at the end, which CI reads.
+GOTESTSUM = $(GO) run gotest.tools/gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg --
+
+.PHONY: all build tools test test-unit test-integration verify bench demo image clean
+
+all: build
+
+## build: the Switchyard binaries into bin/
+build:
+	$(GO) build -trimpath -o bin/ ./cmd/...
+
+## tools: etcd, kube-apiserver, kubectl, kube-scheduler and code generators from vendor/ (cached)
+tools:
+	@hack/build-tools.sh >/dev/null
+
+## test: everything CI runs: verify, unit tests, integration tests
+test: verify
+	KUBEBUILDER_ASSETS="$$(hack/build-tools.sh)" $(GOTESTSUM) -count=1 -timeout $(INTEGRATION_TIMEOUT) ./...
+
+## test-unit: tests that need no control plane
+test-unit:
+	$(GOTESTSUM) -count=1 $$($(GO) list ./... | grep -v /test/integration)
+
+## test-integration: tests against a real kube-apiserver + etcd (and RabbitMQ)
+test-integration: tools
+	KUBEBUILDER_ASSETS="$$(hack/build-tools.sh)" $(GOTESTSUM) -count=1 -timeout $(INTEGRATION_TIMEOUT) ./test/integration/...
+
+## verify: gofmt, go vet, vendor and generated code up to date
+verify:
+	hack/verify.sh
+
+## bench: benchmarks against the real control plane, printed with ratios
+bench: tools
+	KUBEBUILDER_ASSETS="$$(hack/build-tools.sh)" $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/...
+
+## demo: local control plane, simulated nodes, the scheduler and a mixed workload (DEMO_FLAGS=--keep to leave it running)
+demo: tools
+	KUBEBUILDER_ASSETS="$$(hack/build-tools.sh)" $(GO) run ./hack/demo $(DEMO_FLAGS)
+
+## image: one image with every binary (needs a container engine; none runs in CI here)
+image:
+	docker build -t ghcr.io/switchyard-sched/switchyard:dev .
+
+## clean: remove build output and cached tool builds
+clean:
+	rm -rf bin _output

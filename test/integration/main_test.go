@@ -1,0 +1,68 @@
+// Package integration runs Switchyard against a real kube-apiserver and etcd
+// built from vendor/, with simulated nodes and kubelets. One control plane
+// and one in-process scheduler serve every test in the package; each test
+// works on its own nodes and namespace.
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+
+	"k8s.io/klog/v2"
+
+	"github.com/switchyard-sched/switchyard/test/localcluster"
+)
+
+// cluster is the control plane every test in this package talks to.
+var cluster *localcluster.Cluster
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	// Components log a lot; keep it in a file, named on failure.
+	logFile, err := os.CreateTemp("", "switchyard-integration-*.log")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer logFile.Close()
+	klog.LogToStderr(false)
+	klog.SetOutput(logFile)
+	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), klog.Background()))
+	defer cancel()
+	cluster, err = localcluster.Start(ctx, localcluster.Options{})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "starting the local control plane: %v (logs: %s)\n", err, logFile.Name())
+		return 1
+	}
+	defer func() {
+		cancel() // close every watch first, so the API server stops at once
+		if err := cluster.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "stopping the local control plane: %v\n", err)
+		}
+	}()
+	if err := cluster.StartKubelets(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "starting simulated kubelets: %v\n", err)
+		return 1
+	}
+	config, err := localcluster.ShippedSchedulerConfig()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "reading the shipped scheduler configuration: %v\n", err)
+		return 1
+	}
+	scheduler, err := cluster.StartScheduler(ctx, localcluster.SchedulerOptions{Config: config})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "starting switchyard-scheduler: %v (logs: %s)\n", err, logFile.Name())
+		return 1
+	}
+	defer scheduler.Stop()
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "component logs: %s\n", logFile.Name())
+	}
+	return code
+}

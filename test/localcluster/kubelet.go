@@ -1,0 +1,160 @@
+package localcluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+)
+
+// StartKubelets runs one controller that does, for every simulated node,
+// what the node's kubelet would do to pods bound to it: report them Running
+// and Ready, and finish their graceful deletion. It stops with ctx.
+func (c *Cluster) StartKubelets(ctx context.Context) error {
+	logger := klog.FromContext(ctx).WithName("simulated-kubelets")
+	factory := informers.NewSharedInformerFactoryWithOptions(c.Client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermNotEqualSelector("spec.nodeName", "").String()
+		}))
+	nodes := informers.NewSharedInformerFactory(c.Client, 0).Core().V1().Nodes()
+	pods := factory.Core().V1().Pods()
+	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
+	enqueue := func(obj any) {
+		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+			queue.Add(key)
+		}
+	}
+	if _, err := pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueue,
+		UpdateFunc: func(_, obj any) { enqueue(obj) },
+	}); err != nil {
+		return err
+	}
+	nodeInformer := nodes.Informer()
+	go nodeInformer.Run(ctx.Done())
+	factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), nodeInformer.HasSynced, pods.Informer().HasSynced) {
+		return fmt.Errorf("simulated kubelets: caches did not sync")
+	}
+	var podIP atomic.Uint32
+	podIP.Store(0x0a800000) // 10.128.0.0/9 for simulated pods
+	sync := func(key string) error {
+		namespace, name, err := cache.SplitMetaNamespaceKey(key)
+		if err != nil {
+			return nil
+		}
+		pod, err := pods.Lister().Pods(namespace).Get(name)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		node, err := nodes.Lister().Get(pod.Spec.NodeName)
+		if err != nil || node.Labels[SimulatedNodeLabel] != "true" {
+			return nil // not ours: a real kubelet (or nobody) owns it
+		}
+		if pod.DeletionTimestamp != nil {
+			zero := int64(0)
+			err := c.Client.CoreV1().Pods(namespace).Delete(ctx, name, metav1.DeleteOptions{
+				GracePeriodSeconds: &zero,
+				Preconditions:      &metav1.Preconditions{UID: &pod.UID},
+			})
+			if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+				return nil
+			}
+			return err
+		}
+		if pod.Status.Phase != corev1.PodPending {
+			return nil
+		}
+		ip := podIP.Add(1)
+		running := pod.DeepCopy()
+		markRunning(running, node, net.IPv4(byte(ip>>24), byte(ip>>16), byte(ip>>8), byte(ip)).String())
+		_, err = c.Client.CoreV1().Pods(namespace).UpdateStatus(ctx, running, metav1.UpdateOptions{})
+		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+			return nil // a newer version or a deletion is already queued
+		}
+		return err
+	}
+	for range 4 {
+		go func() {
+			for {
+				key, shutdown := queue.Get()
+				if shutdown {
+					return
+				}
+				if err := sync(key); err != nil {
+					logger.V(2).Info("Retrying pod", "pod", key, "err", err)
+					queue.AddRateLimited(key)
+				} else {
+					queue.Forget(key)
+				}
+				queue.Done(key)
+			}
+		}()
+	}
+	go func() {
+		<-ctx.Done()
+		queue.ShutDown()
+	}()
+	return nil
+}
+
+// markRunning fills in the status a kubelet reports once every container of
+// the pod has started.
+func markRunning(pod *corev1.Pod, node *corev1.Node, podIP string) {
+	now := metav1.NewTime(time.Now())
+	hostIP := "127.0.0.1"
+	for _, a := range node.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			hostIP = a.Address
+		}
+	}
+	pod.Status.Phase = corev1.PodRunning
+	pod.Status.HostIP = hostIP
+	pod.Status.HostIPs = []corev1.HostIP{{IP: hostIP}}
+	pod.Status.PodIP = podIP
+	pod.Status.PodIPs = []corev1.PodIP{{IP: podIP}}
+	pod.Status.StartTime = &now
+	for _, t := range []corev1.PodConditionType{corev1.PodInitialized, corev1.ContainersReady, corev1.PodReady} {
+		setCondition(pod, corev1.PodCondition{Type: t, Status: corev1.ConditionTrue, LastTransitionTime: now})
+	}
+	pod.Status.ContainerStatuses = nil
+	for _, ctr := range pod.Spec.Containers {
+		pod.Status.ContainerStatuses = append(pod.Status.ContainerStatuses, corev1.ContainerStatus{
+			Name:        ctr.Name,
+			Image:       ctr.Image,
+			ImageID:     ctr.Image,
+			ContainerID: "containerd://" + string(pod.UID) + "-" + ctr.Name,
+			Ready:       true,
+			Started:     ptrTo(true),
+			State:       corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
+			Resources:   &corev1.ResourceRequirements{Requests: ctr.Resources.Requests, Limits: ctr.Resources.Limits},
+		})
+	}
+}
+
+func setCondition(pod *corev1.Pod, cond corev1.PodCondition) {
+	for i := range pod.Status.Conditions {
+		if pod.Status.Conditions[i].Type == cond.Type {
+			pod.Status.Conditions[i] = cond
+			return
+		}
+	}
+	pod.Status.Conditions = append(pod.Status.Conditions, cond)
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
