@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Regenerates deepcopy functions, the typed clientset, listers and informers
+# (k8s.io/code-generator) and the CRD manifests (controller-gen) from the
+# types in pkg/apis, with the generators built from vendor/.
+# With --verify, checks that the committed files are current and changes nothing.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${ROOT}"
+export GOFLAGS=-mod=vendor
+
+MODULE=github.com/switchyard-sched/switchyard
+APIS=(./pkg/apis/switchyard/v1alpha1)
+GENERATED=(pkg/generated manifests/crds pkg/apis/switchyard/v1alpha1/zz_generated.deepcopy.go)
+HEADER="${ROOT}/hack/boilerplate.go.txt"
+TOOLS="$(hack/build-tools.sh)"
+
+generate() {
+  rm -rf pkg/generated manifests/crds
+  "${TOOLS}/deepcopy-gen" --go-header-file "${HEADER}" --output-file zz_generated.deepcopy.go "${APIS[@]}"
+  "${TOOLS}/client-gen" --go-header-file "${HEADER}" --clientset-name versioned --input-base "" \
+    --input "${MODULE}/pkg/apis/switchyard/v1alpha1" \
+    --output-pkg "${MODULE}/pkg/generated/clientset" --output-dir pkg/generated/clientset
+  "${TOOLS}/lister-gen" --go-header-file "${HEADER}" \
+    --output-pkg "${MODULE}/pkg/generated/listers" --output-dir pkg/generated/listers "${APIS[@]}"
+  "${TOOLS}/informer-gen" --go-header-file "${HEADER}" \
+    --versioned-clientset-package "${MODULE}/pkg/generated/clientset/versioned" \
+    --listers-package "${MODULE}/pkg/generated/listers" \
+    --output-pkg "${MODULE}/pkg/generated/informers" --output-dir pkg/generated/informers "${APIS[@]}"
+  "${TOOLS}/controller-gen" crd paths=./pkg/apis/... output:crd:dir=./manifests/crds
+}
+
+if [[ "${1:-}" == "--verify" ]]; then
+  snapshot="$(mktemp -d)"
+  trap 'rm -rf "${snapshot}"' EXIT
+  tar -cf "${snapshot}/committed.tar" "${GENERATED[@]}" 2>/dev/null || true
+  generate
+  mkdir -p "${snapshot}/committed" && tar -xf "${snapshot}/committed.tar" -C "${snapshot}/committed" 2>/dev/null || true
+  status=0
+  for path in "${GENERATED[@]}"; do
+    if ! diff -r "${snapshot}/committed/${path}" "${path}" >/dev/null 2>&1; then
+      echo "out of date: ${path} (run hack/update-codegen.sh)"; status=1
+    fi
+  done
+  # Put the committed files back: verify changes nothing.
+  rm -rf pkg/generated manifests/crds
+  tar -xf "${snapshot}/committed.tar"
+  exit "${status}"
+fi
+generate

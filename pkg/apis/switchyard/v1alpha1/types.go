@@ -1,0 +1,157 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+const (
+	// QueueLabel is the pod label that names the pod's Queue.
+	QueueLabel = "switchyard.io/queue"
+	// RouterSchedulerName is what pods put in spec.schedulerName to be routed
+	// by their queue label. It is also the default queue's profile, so that a
+	// pod created before any routing policy existed is still scheduled.
+	RouterSchedulerName = "switchyard"
+	// AdmissionGate is the scheduling gate that holds a pod of a queue with
+	// admission limits until the coordinator admits it.
+	AdmissionGate = "switchyard.io/admission"
+)
+
+// Queue is a line that pods wait in: it names the scheduler profile that
+// schedules its pods and the limits under which they are admitted.
+//
+// +genclient
+// +genclient:nonNamespaced
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=swq,categories=switchyard
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Profile",type=string,JSONPath=`.spec.profile`
+// +kubebuilder:printcolumn:name="Default",type=boolean,JSONPath=`.spec.default`,priority=1
+// +kubebuilder:printcolumn:name="Pending",type=integer,JSONPath=`.status.pending`
+// +kubebuilder:printcolumn:name="Admitted",type=integer,JSONPath=`.status.admitted`
+// +kubebuilder:printcolumn:name="Scheduled",type=integer,JSONPath=`.status.scheduled`,priority=1
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63",message="a Queue name is used as a label value, so it must be at most 63 characters"
+type Queue struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   QueueSpec   `json:"spec"`
+	Status QueueStatus `json:"status,omitempty"`
+}
+
+// QueueSpec is what a platform team decides about a queue.
+type QueueSpec struct {
+	// Profile is the scheduler profile (spec.schedulerName) that schedules
+	// this queue's pods, e.g. switchyard-batch.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')",message="profile must be a scheduler name: lower-case letters, digits, '-' and '.'"
+	Profile string `json:"profile"`
+
+	// Default makes this the queue of pods that carry no queue label or
+	// name a queue that does not exist. At most one Queue may be the default.
+	// +optional
+	Default bool `json:"default,omitempty"`
+
+	// Priority orders admission between queues: while a higher-priority
+	// queue has admissible pods, lower ones wait. Pods within a queue are
+	// ordered by their own priority, then by creation time.
+	// +optional
+	// +kubebuilder:default=0
+	Priority int32 `json:"priority,omitempty"`
+
+	// Weight is this queue's share of contended admission among queues of
+	// the same priority: two queues with weights 3 and 1 are admitted 3:1.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	Weight int32 `json:"weight,omitempty"`
+
+	// MaxAdmitted caps the pods admitted but not yet bound to a node. Unset
+	// means no cap.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxAdmitted *int32 `json:"maxAdmitted,omitempty"`
+
+	// Quota caps the sum of the requests of admitted pods that have not
+	// terminated (bound or not), per resource, e.g. cpu: "64".
+	// +optional
+	// +kubebuilder:validation:MaxProperties=16
+	// +kubebuilder:validation:XValidation:rule="self.all(r, !string(self[r]).startsWith('-'))",message="quota quantities must not be negative"
+	Quota corev1.ResourceList `json:"quota,omitempty"`
+
+	// AdmissionRate caps how fast pods are admitted.
+	// +optional
+	AdmissionRate *AdmissionRate `json:"admissionRate,omitempty"`
+}
+
+// AdmissionRate is a token bucket: pods are admitted at PodsPerSecond on
+// average, and up to Burst at once.
+type AdmissionRate struct {
+	// PodsPerSecond may be fractional, e.g. "0.5" or "500m" for one pod
+	// every two seconds.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="sign(quantity(string(self))) > 0",message="podsPerSecond must be greater than zero"
+	PodsPerSecond resource.Quantity `json:"podsPerSecond"`
+
+	// Burst is how many pods may be admitted at once; defaults to 1.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	Burst int32 `json:"burst,omitempty"`
+}
+
+// HasLimits reports whether the queue holds its pods back at all; only then
+// do its pods get the admission gate.
+func (s *QueueSpec) HasLimits() bool {
+	return s.MaxAdmitted != nil || len(s.Quota) > 0 || s.AdmissionRate != nil
+}
+
+// QueueStatus is what the coordinator observed about a queue.
+type QueueStatus struct {
+	// Pending counts pods waiting for admission (gated).
+	// +optional
+	Pending int32 `json:"pending"`
+	// Admitted counts pods admitted and not yet bound to a node.
+	// +optional
+	Admitted int32 `json:"admitted"`
+	// Scheduled counts pods bound to a node that have not terminated.
+	// +optional
+	Scheduled int32 `json:"scheduled"`
+	// OldestPendingSince is the creation time of the oldest waiting pod.
+	// +optional
+	OldestPendingSince *metav1.Time `json:"oldestPendingSince,omitempty"`
+	// ObservedGeneration is the spec generation the status reflects.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready (pods are routed to the profile and admitted),
+	// ProfileMissing (no scheduler profile of that name is known) and
+	// DuplicateDefault (another Queue is also the default).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Condition types of a Queue.
+const (
+	QueueReady            = "Ready"
+	QueueProfileMissing   = "ProfileMissing"
+	QueueDuplicateDefault = "DuplicateDefault"
+)
+
+// QueueList is a list of Queues.
+//
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+type QueueList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Queue `json:"items"`
+}
