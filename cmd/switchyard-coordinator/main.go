@@ -1,0 +1,57 @@
+// Command switchyard-coordinator routes pods to their queue's scheduler
+// profile (through a MutatingAdmissionPolicy it keeps in step with the
+// Queues) and admits gated pods under each queue's limits.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/switchyard-sched/switchyard/pkg/coordinator"
+)
+
+func main() {
+	var (
+		kubeconfig = flag.String("kubeconfig", "", "kubeconfig file; in-cluster configuration when empty")
+		profiles   = flag.String("profiles", strings.Join(coordinator.DefaultProfiles, ","), "comma-separated scheduler profiles that Queues may name")
+		maxTotal   = flag.Int("max-admitted", 0, "cluster-wide cap of pods admitted but not yet bound over all gated queues; weights share it (0: no cap)")
+		elect      = flag.Bool("leader-elect", true, "run the controllers only in the replica holding the lease")
+		leaseNS    = flag.String("leader-elect-namespace", "switchyard-system", "namespace of the leader-election lease")
+		leaseName  = flag.String("leader-elect-name", "switchyard-coordinator", "name of the leader-election lease")
+		serveAddr  = flag.String("serve-address", ":8080", "address of /healthz, /readyz and /metrics")
+		qps        = flag.Float64("kube-api-qps", 100, "client QPS towards the API server")
+		burst      = flag.Int("kube-api-burst", 200, "client burst towards the API server")
+	)
+	klog.InitFlags(nil)
+	flag.Parse()
+	config, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "switchyard-coordinator:", err)
+		os.Exit(1)
+	}
+	config.QPS, config.Burst = float32(*qps), *burst
+	config.UserAgent = "switchyard-coordinator"
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx = klog.NewContext(ctx, klog.Background())
+	err = coordinator.Run(ctx, config, coordinator.Options{
+		Profiles:         strings.Split(*profiles, ","),
+		MaxAdmittedTotal: *maxTotal,
+		LeaderElect:      *elect,
+		LeaseNamespace:   *leaseNS,
+		LeaseName:        *leaseName,
+		ServeAddress:     *serveAddr,
+	})
+	if err != nil {
+		klog.Background().Error(err, "Coordinator failed")
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,51 @@
+package admission
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the admission controller's Prometheus metrics.
+type Metrics struct {
+	Pending         *prometheus.GaugeVec
+	Admitted        *prometheus.GaugeVec
+	Scheduled       *prometheus.GaugeVec
+	Admissions      *prometheus.CounterVec
+	WaitSeconds     *prometheus.HistogramVec
+	AdmissionErrors *prometheus.CounterVec
+	PatchSeconds    prometheus.Histogram
+}
+
+// NewMetrics creates the metrics and registers them with reg. Each
+// controller gets its own registry, so that a restarted controller in the
+// same process (as in tests) does not collide with the old one.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchyard_queue_pending_pods", Help: "Pods waiting for admission (gated), by queue.",
+		}, []string{"queue"}),
+		Admitted: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchyard_queue_admitted_pods", Help: "Pods admitted and not yet bound to a node, by queue.",
+		}, []string{"queue"}),
+		Scheduled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchyard_queue_scheduled_pods", Help: "Pods bound to a node and not terminated, by queue.",
+		}, []string{"queue"}),
+		Admissions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_queue_admissions_total", Help: "Pods admitted (scheduling gate removed), by queue.",
+		}, []string{"queue"}),
+		WaitSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "switchyard_queue_wait_seconds",
+			Help:    "Time from pod creation to admission, by queue.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 18),
+		}, []string{"queue"}),
+		AdmissionErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_queue_admission_errors_total", Help: "Failed attempts to remove the admission gate, by queue and reason.",
+		}, []string{"queue", "reason"}),
+		PatchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "switchyard_admission_latency_seconds",
+			Help:    "Time from the admission decision to the API server accepting the gate removal.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+	}
+	reg.MustRegister(m.Pending, m.Admitted, m.Scheduled, m.Admissions, m.WaitSeconds, m.AdmissionErrors, m.PatchSeconds)
+	return m
+}

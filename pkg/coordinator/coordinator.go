@@ -1,0 +1,188 @@
+// Package coordinator runs Switchyard's coordinator: the routing controller
+// that compiles Queues into the API server's MutatingAdmissionPolicy, and
+// the admission controller that releases gated pods under queue limits,
+// behind leader election, with health and metrics endpoints.
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/klog/v2"
+
+	"github.com/switchyard-sched/switchyard/pkg/admission"
+	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
+	syinformers "github.com/switchyard-sched/switchyard/pkg/generated/informers/externalversions"
+	"github.com/switchyard-sched/switchyard/pkg/routing"
+)
+
+// Options configure the coordinator.
+type Options struct {
+	// Profiles are the scheduler profiles Queues may name.
+	Profiles []string
+	// MaxAdmittedTotal caps admitted-but-unbound pods over all gated queues.
+	MaxAdmittedTotal int
+	// LeaderElect runs the controllers only in the replica holding the lease
+	// LeaseNamespace/LeaseName.
+	LeaderElect    bool
+	LeaseNamespace string
+	LeaseName      string
+	// Identity names this replica in the lease; the host name when empty.
+	Identity string
+	// ServeAddress serves /healthz, /readyz and /metrics; empty: no server.
+	ServeAddress string
+	// Registry receives the metrics; a new one when nil.
+	Registry *prometheus.Registry
+}
+
+// DefaultProfiles are the profiles manifests/scheduler ships.
+var DefaultProfiles = []string{"switchyard", "switchyard-batch", "switchyard-latency"}
+
+// Run runs the coordinator until ctx ends.
+func Run(ctx context.Context, config *rest.Config, opts Options) error {
+	logger := klog.FromContext(ctx).WithName("coordinator")
+	ctx = klog.NewContext(ctx, logger)
+	client, err := kubernetes.NewForConfig(config)
+	if err != nil {
+		return err
+	}
+	sy, err := versioned.NewForConfig(config)
+	if err != nil {
+		return err
+	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	metrics := admission.NewMetrics(reg)
+	var ready atomic.Bool
+	if opts.ServeAddress != "" {
+		srv, err := serve(ctx, opts.ServeAddress, reg, &ready)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
+	run := func(ctx context.Context) {
+		if err := runControllers(ctx, client, sy, metrics, opts, &ready); err != nil {
+			logger.Error(err, "Coordinator controllers stopped")
+		}
+	}
+	if !opts.LeaderElect {
+		run(ctx)
+		return nil
+	}
+	identity := opts.Identity
+	if identity == "" {
+		host, _ := os.Hostname()
+		identity = fmt.Sprintf("%s_%d", host, time.Now().UnixNano())
+	}
+	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, opts.LeaseNamespace, opts.LeaseName,
+		client.CoreV1(), client.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: identity})
+	if err != nil {
+		return err
+	}
+	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   15 * time.Second,
+		RenewDeadline:   10 * time.Second,
+		RetryPeriod:     2 * time.Second,
+		ReleaseOnCancel: true,
+		Name:            opts.LeaseName,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: run,
+			OnStoppedLeading: func() { logger.Info("Stopped leading", "identity", identity) },
+		},
+	})
+	return nil
+}
+
+func runControllers(ctx context.Context, client kubernetes.Interface, sy versioned.Interface, metrics *admission.Metrics, opts Options, ready *atomic.Bool) error {
+	logger := klog.FromContext(ctx)
+	factory := informers.NewSharedInformerFactory(client, 0)
+	syFactory := syinformers.NewSharedInformerFactory(sy, 0)
+	pods := factory.Core().V1().Pods()
+	queues := syFactory.Switchyard().V1alpha1().Queues()
+
+	broadcaster := events.NewBroadcaster(&events.EventSinkImpl{Interface: client.EventsV1()})
+	broadcaster.StartRecordingToSink(ctx.Done())
+	defer broadcaster.Shutdown()
+	recorder := broadcaster.NewRecorder(scheme(), routing.ManagerName)
+
+	router, err := routing.NewController(client, queues.Informer(), queues.Lister())
+	if err != nil {
+		return err
+	}
+	profiles := sets.New(opts.Profiles...)
+	if len(opts.Profiles) == 0 {
+		profiles = sets.New(DefaultProfiles...)
+	}
+	admitter, err := admission.New(client, sy, pods.Informer(), pods.Lister(), queues.Informer(), queues.Lister(), recorder,
+		metrics, admission.Options{MaxAdmittedTotal: opts.MaxAdmittedTotal, Profiles: profiles})
+	if err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+	syFactory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), pods.Informer().HasSynced, queues.Informer().HasSynced) {
+		return errors.New("informer caches did not sync")
+	}
+	logger.Info("Caches synced; coordinating")
+	ready.Store(true)
+	defer ready.Store(false)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		router.Run(ctx)
+	}()
+	admitter.Run(ctx)
+	<-done
+	factory.Shutdown()
+	syFactory.Shutdown()
+	return nil
+}
+
+func serve(ctx context.Context, addr string, reg *prometheus.Registry, ready *atomic.Bool) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	mux.HandleFunc("/livez", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	// Ready means: this replica leads and its caches are synced. Standby
+	// replicas report not ready, so the Service reaches the leader's metrics.
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "not leading or caches not synced", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("serving health and metrics: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			klog.FromContext(ctx).Error(err, "Health and metrics server stopped")
+		}
+	}()
+	return srv, nil
+}
