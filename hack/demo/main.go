@@ -1,8 +1,9 @@
 // Command demo runs Switchyard end to end on a local control plane: etcd
 // and kube-apiserver built from vendor/, simulated nodes in two zones, the
-// scheduler with the shipped profiles, and a small mixed workload. It prints
-// where each pod landed, then stops (or, with --keep, waits for Ctrl-C and
-// prints a kubeconfig to look around with).
+// scheduler with the shipped profiles, the coordinator with the example
+// Queues, and a small mixed workload that picks queues by label. It prints
+// where each pod landed and how long it waited, then stops (or, with
+// --keep, waits for Ctrl-C and prints a kubeconfig to look around with).
 package main
 
 import (
@@ -12,13 +13,21 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 
+	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
+	"github.com/switchyard-sched/switchyard/pkg/cli"
+	"github.com/switchyard-sched/switchyard/pkg/coordinator"
+	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
+	"github.com/switchyard-sched/switchyard/pkg/routing"
 	"github.com/switchyard-sched/switchyard/test/localcluster"
 )
 
@@ -27,10 +36,21 @@ func main() {
 	nodes := flag.Int("nodes", 6, "simulated nodes (4 CPU, 16Gi each, over two zones)")
 	verbose := flag.Bool("show-control-plane", false, "show etcd's and kube-apiserver's output")
 	klog.InitFlags(nil)
-	_ = flag.Set("v", "0")
 	flag.Parse()
+	_ = flag.Set("stderrthreshold", "FATAL")
+	_ = flag.Set("legacy_stderr_threshold_behavior", "false")
+	// Components log to a file; the demo prints its own story.
+	logFile, err := os.CreateTemp("", "switchyard-demo-*.log")
+	if err == nil {
+		klog.LogToStderr(false)
+		klog.SetOutput(logFile)
+		defer logFile.Close()
+	}
 	if err := run(*keep, *nodes, *verbose); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
+		if logFile != nil {
+			fmt.Fprintln(os.Stderr, "component logs:", logFile.Name())
+		}
 		os.Exit(1)
 	}
 }
@@ -40,7 +60,7 @@ func run(keep bool, nodeCount int, verbose bool) error {
 	defer stop()
 	ctx = klog.NewContext(ctx, klog.Background())
 
-	step("starting etcd and kube-apiserver (built from vendor/)")
+	step("starting etcd and kube-apiserver (built from vendor/), with the Queue CRD")
 	cluster, err := localcluster.Start(ctx, localcluster.Options{ShowOutput: verbose})
 	if err != nil {
 		return err
@@ -55,7 +75,7 @@ func run(keep bool, nodeCount int, verbose bool) error {
 	if err := cluster.StartKubelets(ctx); err != nil {
 		return err
 	}
-	step(fmt.Sprintf("registering %d simulated nodes", nodeCount))
+	step(fmt.Sprintf("registering %d simulated nodes in two zones", nodeCount))
 	for zone := range 2 {
 		spec := localcluster.NodeSpec{CPU: "4", Memory: "16Gi", Labels: map[string]string{corev1.LabelTopologyZone: fmt.Sprintf("zone-%c", 'a'+zone)}}
 		count := nodeCount / 2
@@ -77,57 +97,127 @@ func run(keep bool, nodeCount int, verbose bool) error {
 	}
 	defer scheduler.Stop()
 
+	step("creating the Queues of manifests/examples/queues.yaml and starting switchyard-coordinator")
+	examples, err := localcluster.LoadManifests("manifests/examples/queues.yaml")
+	if err != nil {
+		return err
+	}
+	var queues []localcluster.Manifest
+	for _, m := range examples {
+		if m.Object.GetKind() == "Queue" {
+			queues = append(queues, m)
+		}
+	}
+	if err := cluster.Apply(ctx, queues); err != nil {
+		return err
+	}
+	coord, err := cluster.StartCoordinator(ctx, coordinator.Options{})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = coord.Stop() }()
 	const ns = "demo"
 	if err := cluster.CreateNamespace(ctx, ns); err != nil {
 		return err
 	}
-	workload := []struct {
-		prefix, profile, cpu, memory string
-		count                        int
-	}{
-		{"batch", "switchyard-batch", "1", "2Gi", 6},
-		{"web", "switchyard-latency", "250m", "256Mi", 4},
-		{"api", "switchyard", "500m", "512Mi", 3},
+	for queue, profile := range map[string]string{"batch": "switchyard-batch", "latency": "switchyard-latency", "general": "switchyard"} {
+		if err := cluster.WaitForRouting(ctx, ns, queue, profile); err != nil {
+			return err
+		}
 	}
+
+	bound := map[types.UID]time.Time{}
+	var mu sync.Mutex
+	observer, err := cluster.ObservePods(ctx, ns, func(_ map[types.UID]*corev1.Pod, p *corev1.Pod) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, seen := bound[p.UID]; !seen && p.Spec.NodeName != "" {
+			bound[p.UID] = time.Now()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	workload := []struct {
+		prefix, queue, cpu, memory string
+		count                      int
+	}{
+		{"batch", "batch", "1", "2Gi", 12},
+		{"web", "latency", "250m", "256Mi", 4},
+		{"api", "", "500m", "512Mi", 2},
+		{"typo", "btach", "100m", "128Mi", 1},
+	}
+	created := map[string]time.Time{}
 	total := 0
 	for _, w := range workload {
 		for i := range w.count {
+			labels := map[string]string{"app.kubernetes.io/part-of": "demo"}
+			if w.queue != "" {
+				labels[v1alpha1.QueueLabel] = w.queue
+			}
 			pod := localcluster.Pod(ns, fmt.Sprintf("%s-%d", w.prefix, i), localcluster.PodSpec{
-				SchedulerName: w.profile, CPU: w.cpu, Memory: w.memory,
-				Labels: map[string]string{"app.kubernetes.io/part-of": "demo"},
+				SchedulerName: v1alpha1.RouterSchedulerName, CPU: w.cpu, Memory: w.memory, Labels: labels,
 			})
+			created[pod.Name] = time.Now()
 			if _, err := cluster.CreatePods(ctx, pod); err != nil {
 				return err
 			}
 			total++
 		}
 	}
-	step(fmt.Sprintf("submitted %d pods to three profiles; waiting until all are bound", total))
+	step(fmt.Sprintf("submitted %d pods with schedulerName: switchyard and a queue label (or none, or a typo); waiting until all are bound", total))
 	pods, err := cluster.WaitForBound(ctx, ns, "app.kubernetes.io/part-of=demo", total, 2*time.Minute)
+	observer.Stop()
 	if err != nil {
 		return err
 	}
-	printPlacements(pods)
+	mu.Lock()
+	printPlacements(pods, created, bound)
+	mu.Unlock()
+
+	time.Sleep(1500 * time.Millisecond) // one status interval, so the counts are current
+	sy, err := versioned.NewForConfig(cluster.Config)
+	if err != nil {
+		return err
+	}
+	list, err := sy.SwitchyardV1alpha1().Queues().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	fmt.Println("\n$ kubectl switchyard queues")
+	if err := cli.PrintQueues(os.Stdout, list.Items, "wide", time.Now()); err != nil {
+		return err
+	}
 
 	if keep {
-		fmt.Printf("\nThe control plane keeps running. Look around with:\n  export KUBECONFIG=%s\n  %s/kubectl get pods -n %s -o wide\nPress Ctrl-C to stop.\n", cluster.KubeconfigPath, cluster.ToolsDir, ns)
+		fmt.Printf("\nThe control plane keeps running. Look around with:\n  export KUBECONFIG=%s\n  %s/kubectl get queues\n  %s/kubectl get pods -n %s -o wide\n  go run ./cmd/kubectl-switchyard queues\nPress Ctrl-C to stop.\n",
+			cluster.KubeconfigPath, cluster.ToolsDir, cluster.ToolsDir, ns)
 		<-ctx.Done()
 	}
 	return nil
 }
 
-func printPlacements(pods []corev1.Pod) {
+func printPlacements(pods []corev1.Pod, created map[string]time.Time, bound map[types.UID]time.Time) {
 	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "POD\tPROFILE\tNODE\tREQUESTS")
+	fmt.Fprintln(w, "POD\tLABEL\tQUEUE\tPROFILE\tNODE\tCREATE->BOUND")
 	for _, p := range pods {
-		req := p.Spec.Containers[0].Resources.Requests
-		fmt.Fprintf(w, "%s\t%s\t%s\tcpu=%s mem=%s\n", p.Name, p.Spec.SchedulerName, p.Spec.NodeName, req.Cpu(), req.Memory())
+		label := p.Labels[v1alpha1.QueueLabel]
+		if label == "" {
+			label = "-"
+		}
+		wait := "?"
+		if t, ok := bound[p.UID]; ok {
+			wait = t.Sub(created[p.Name]).Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, label, p.Annotations[routing.RoutedQueueAnnotation], p.Spec.SchedulerName, p.Spec.NodeName, wait)
 	}
 	fmt.Println()
 	_ = w.Flush()
-	perNode := localcluster.PodsPerNode(pods)
-	fmt.Printf("\n%d pods on %d nodes: batch packed, web spread, api on the default profile.\n", len(pods), len(perNode))
+	fmt.Printf("\n%d pods on %d nodes. batch is rate-limited (5/s after a burst of 5) and packed; latency is spread;\n"+
+		"no label and the typo 'btach' went to the default queue 'general' (the typo got an UnknownQueue Warning Event).\n",
+		len(pods), len(localcluster.PodsPerNode(pods)))
 }
 
 func step(msg string) { fmt.Printf("==> %s\n", msg) }

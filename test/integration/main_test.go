@@ -12,11 +12,17 @@ import (
 
 	"k8s.io/klog/v2"
 
+	coordinatorpkg "github.com/switchyard-sched/switchyard/pkg/coordinator"
 	"github.com/switchyard-sched/switchyard/test/localcluster"
 )
 
-// cluster is the control plane every test in this package talks to.
-var cluster *localcluster.Cluster
+var (
+	// cluster is the control plane every test in this package talks to.
+	cluster *localcluster.Cluster
+	// coordinator is the running switchyard-coordinator; tests that restart
+	// it replace it.
+	coordinator *localcluster.RunningCoordinator
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -54,12 +60,18 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "reading the shipped scheduler configuration: %v\n", err)
 		return 1
 	}
-	scheduler, err := cluster.StartScheduler(ctx, localcluster.SchedulerOptions{Config: config})
+	// Upstream's default client QPS (50) would cap binds at about 50/s.
+	scheduler, err := cluster.StartScheduler(ctx, localcluster.SchedulerOptions{Config: config, QPS: 300, Burst: 600})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "starting switchyard-scheduler: %v (logs: %s)\n", err, logFile.Name())
 		return 1
 	}
 	defer scheduler.Stop()
+	if coordinator, err = cluster.StartCoordinator(ctx, coordinatorpkg.Options{}); err != nil {
+		fmt.Fprintf(os.Stderr, "starting switchyard-coordinator: %v (logs: %s)\n", err, logFile.Name())
+		return 1
+	}
+	defer func() { _ = coordinator.Stop() }()
 	code := m.Run()
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "component logs: %s\n", logFile.Name())

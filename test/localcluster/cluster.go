@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
@@ -23,7 +24,8 @@ const DisabledAdmissionPlugins = "ServiceAccount,TaintNodesByCondition"
 
 // Options tunes the control plane. The zero value is a sensible default.
 type Options struct {
-	// CRDDirectoryPaths are installed once the API server is up.
+	// CRDDirectoryPaths are installed once the API server is up, relative
+	// to the repository root; manifests/crds when nil.
 	CRDDirectoryPaths []string
 	// APIServerArgs are extra kube-apiserver flags, name to value.
 	APIServerArgs map[string]string
@@ -47,8 +49,9 @@ type Cluster struct {
 	// components that take a --kubeconfig flag.
 	KubeconfigPath string
 	// ToolsDir holds the binaries built by hack/build-tools.sh.
-	ToolsDir string
-	workDir  string
+	ToolsDir   string
+	workDir    string
+	restMapper meta.RESTMapper
 }
 
 // Start builds the control-plane binaries from vendor/ if they are missing,
@@ -63,9 +66,20 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	crds := opts.CRDDirectoryPaths
+	if crds == nil {
+		crds = []string{filepath.Join("manifests", "crds")}
+	}
+	for i := range crds {
+		crds[i] = filepath.Join(root, crds[i])
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory:    tools,
-		CRDDirectoryPaths:        opts.CRDDirectoryPaths,
+		CRDDirectoryPaths:        crds,
 		ErrorIfCRDPathMissing:    true,
 		ControlPlaneStartTimeout: 2 * time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,

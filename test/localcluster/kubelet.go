@@ -75,6 +75,9 @@ func (c *Cluster) StartKubelets(ctx context.Context) error {
 			}
 			return err
 		}
+		if pod.Status.Phase == corev1.PodRunning {
+			return c.completeIfDone(ctx, pod, queue)
+		}
 		if pod.Status.Phase != corev1.PodPending {
 			return nil
 		}
@@ -109,6 +112,44 @@ func (c *Cluster) StartKubelets(ctx context.Context) error {
 		queue.ShutDown()
 	}()
 	return nil
+}
+
+// RunForAnnotation makes a simulated kubelet finish a pod this long after it
+// started (a Go duration, e.g. "500ms"): its containers exit 0 and the pod
+// Succeeds, as a batch job would.
+const RunForAnnotation = "switchyard.io/simulated-run-for"
+
+// completeIfDone reports a running pod Succeeded once its RunForAnnotation
+// time has passed, or looks again when it will have.
+func (c *Cluster) completeIfDone(ctx context.Context, pod *corev1.Pod, queue workqueue.TypedRateLimitingInterface[string]) error {
+	runFor, err := time.ParseDuration(pod.Annotations[RunForAnnotation])
+	if err != nil || pod.Status.StartTime == nil {
+		return nil // runs until deleted
+	}
+	if left := time.Until(pod.Status.StartTime.Add(runFor)); left > 0 {
+		queue.AddAfter(pod.Namespace+"/"+pod.Name, left)
+		return nil
+	}
+	done := pod.DeepCopy()
+	now := metav1.NewTime(time.Now())
+	done.Status.Phase = corev1.PodSucceeded
+	for _, t := range []corev1.PodConditionType{corev1.ContainersReady, corev1.PodReady} {
+		setCondition(done, corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, Reason: "PodCompleted", LastTransitionTime: now})
+	}
+	for i := range done.Status.ContainerStatuses {
+		cs := &done.Status.ContainerStatuses[i]
+		started := now
+		if cs.State.Running != nil {
+			started = cs.State.Running.StartedAt
+		}
+		cs.Ready, cs.Started = false, ptrTo(false)
+		cs.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: started, FinishedAt: now}}
+	}
+	_, err = c.Client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, done, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
 }
 
 // markRunning fills in the status a kubelet reports once every container of

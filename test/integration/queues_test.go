@@ -1,0 +1,521 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/klog/v2/ktesting"
+	"k8s.io/utils/ptr"
+
+	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
+	coordinatorpkg "github.com/switchyard-sched/switchyard/pkg/coordinator"
+	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
+	"github.com/switchyard-sched/switchyard/test/localcluster"
+)
+
+func switchyardClient(t *testing.T) versioned.Interface {
+	t.Helper()
+	sy, err := versioned.NewForConfig(cluster.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sy
+}
+
+// createQueue creates a Queue and deletes it when the test ends.
+func createQueue(ctx context.Context, t *testing.T, name string, spec v1alpha1.QueueSpec) *v1alpha1.Queue {
+	t.Helper()
+	sy := switchyardClient(t)
+	q, err := sy.SwitchyardV1alpha1().Queues().Create(ctx, &v1alpha1.Queue{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating queue %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = sy.SwitchyardV1alpha1().Queues().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	return q
+}
+
+func queuedPod(ns, name, queue string, selector map[string]string) *corev1.Pod {
+	spec := localcluster.PodSpec{SchedulerName: "switchyard", CPU: "10m", Memory: "16Mi", NodeSelector: selector, Labels: map[string]string{"test": "queued"}}
+	if queue != "" {
+		spec.Labels[v1alpha1.QueueLabel] = queue
+	}
+	return localcluster.Pod(ns, name, spec)
+}
+
+// TestQueueRoutingByLabel checks routing inside the API server: the pod
+// returned by create already carries its queue's profile (and the gate when
+// the queue has limits), the profile binds it, and a label naming no queue
+// goes to the default queue with a Warning Event.
+func TestQueueRoutingByLabel(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	_, selector := testNodes(ctx, t, 4, localcluster.NodeSpec{CPU: "8", Memory: "32Gi"})
+	ns := selector["switchyard.io/test-nodes"]
+	createQueue(ctx, t, "rt-general", v1alpha1.QueueSpec{Profile: "switchyard", Default: true})
+	createQueue(ctx, t, "rt-batch", v1alpha1.QueueSpec{Profile: "switchyard-batch"})
+	createQueue(ctx, t, "rt-latency", v1alpha1.QueueSpec{Profile: "switchyard-latency"})
+	createQueue(ctx, t, "rt-held", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](2)})
+	for queue, profile := range map[string]string{"rt-batch": "switchyard-batch", "rt-latency": "switchyard-latency", "rt-held": "switchyard-batch", "": "switchyard"} {
+		if err := cluster.WaitForRouting(ctx, ns, queue, profile); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cases := []struct {
+		pod, label, wantProfile, wantQueue string
+		wantGate                           bool
+	}{
+		{"batch", "rt-batch", "switchyard-batch", "rt-batch", false},
+		{"latency", "rt-latency", "switchyard-latency", "rt-latency", false},
+		{"held", "rt-held", "switchyard-batch", "rt-held", true},
+		{"unlabelled", "", "switchyard", "rt-general", false},
+		{"unknown", "no-such-queue", "switchyard", "rt-general", false},
+	}
+	for _, tc := range cases {
+		created, err := cluster.CreatePods(ctx, queuedPod(ns, tc.pod, tc.label, selector))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pod := created[0]
+		if pod.Spec.SchedulerName != tc.wantProfile {
+			t.Errorf("pod %s (label %q) created with schedulerName %q, want %q", tc.pod, tc.label, pod.Spec.SchedulerName, tc.wantProfile)
+		}
+		if got := pod.Annotations["switchyard.io/routed-queue"]; got != tc.wantQueue {
+			t.Errorf("pod %s routed to queue %q, want %q", tc.pod, got, tc.wantQueue)
+		}
+		if got := localcluster.HasSchedulingGate(pod, v1alpha1.AdmissionGate); got != tc.wantGate {
+			t.Errorf("pod %s: admission gate present = %v, want %v", tc.pod, got, tc.wantGate)
+		}
+	}
+	pods, err := cluster.WaitForBound(ctx, ns, "test=queued", len(cases), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		for _, p := range pods {
+			if p.Name == tc.pod {
+				assertScheduledBy(ctx, t, []corev1.Pod{p}, tc.wantProfile)
+			}
+		}
+	}
+	waitForEvent(ctx, t, ns, "unknown", "UnknownQueue", "no-such-queue")
+	waitForEvent(ctx, t, ns, "held", "Queued", "rt-held")
+	waitForEvent(ctx, t, ns, "held", "Admitted", "rt-held")
+}
+
+// TestPodBeforeAnyQueue checks that with no Queue at all, a pod that asks
+// for the router is still scheduled, by the profile named switchyard.
+func TestPodBeforeAnyQueue(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	queues, err := switchyardClient(t).SwitchyardV1alpha1().Queues().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(queues.Items); n > 0 {
+		t.Fatalf("%d Queues left over by other tests; this test needs none", n)
+	}
+	_, selector := testNodes(ctx, t, 2, localcluster.NodeSpec{CPU: "4", Memory: "16Gi"})
+	ns := selector["switchyard.io/test-nodes"]
+	if _, err := cluster.CreatePods(ctx, queuedPod(ns, "early", "batch", selector)); err != nil {
+		t.Fatal(err)
+	}
+	pods, err := cluster.WaitForBound(ctx, ns, "test=queued", 1, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertScheduledBy(ctx, t, pods, "switchyard")
+}
+
+// admittedCheck fails when more than max pods of the namespace are admitted
+// (no gate) and not yet bound, at any observed moment.
+func admittedCheck(max int) func(map[types.UID]*corev1.Pod, *corev1.Pod) error {
+	peak := 0
+	return func(pods map[types.UID]*corev1.Pod, _ *corev1.Pod) error {
+		n := 0
+		for _, p := range pods {
+			if !localcluster.HasSchedulingGate(p, v1alpha1.AdmissionGate) && p.Spec.NodeName == "" && p.DeletionTimestamp == nil {
+				n++
+			}
+		}
+		if n > peak {
+			peak = n
+		}
+		if n > max {
+			return fmt.Errorf("%d pods admitted and unbound at once, maxAdmitted is %d", n, max)
+		}
+		return nil
+	}
+}
+
+func createQueuedPods(ctx context.Context, t *testing.T, ns, queue string, count int, selector map[string]string, mutate func(*corev1.Pod)) {
+	t.Helper()
+	for i := range count {
+		pod := queuedPod(ns, fmt.Sprintf("%s-%d", queue, i), queue, selector)
+		if mutate != nil {
+			mutate(pod)
+		}
+		if _, err := cluster.CreatePods(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestMaxAdmittedNeverExceeded drains 500 pods through a queue with
+// maxAdmitted 10 and checks the limit at every change the API server made.
+func TestMaxAdmittedNeverExceeded(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	_, selector := testNodes(ctx, t, 20, localcluster.NodeSpec{CPU: "32", Memory: "128Gi", Pods: 110})
+	ns := selector["switchyard.io/test-nodes"]
+	createQueue(ctx, t, "max-admitted", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](10)})
+	if err := cluster.WaitForRouting(ctx, ns, "max-admitted", "switchyard-batch"); err != nil {
+		t.Fatal(err)
+	}
+	observer, err := cluster.ObservePods(ctx, ns, admittedCheck(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	createQueuedPods(ctx, t, ns, "max-admitted", 500, selector, nil)
+	_, err = cluster.WaitForBound(ctx, ns, "test=queued", 500, 3*time.Minute)
+	for _, e := range observer.Stop() {
+		t.Error(e)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForQueueStatus(ctx, t, "max-admitted", func(st v1alpha1.QueueStatus) bool {
+		return st.Pending == 0 && st.Admitted == 0 && st.Scheduled == 500
+	})
+}
+
+// TestQuotaNeverExceeded drains 100 short jobs of 100m CPU through a queue
+// with a quota of one CPU: admitted, unfinished pods never ask for more.
+func TestQuotaNeverExceeded(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	_, selector := testNodes(ctx, t, 4, localcluster.NodeSpec{CPU: "32", Memory: "128Gi"})
+	ns := selector["switchyard.io/test-nodes"]
+	createQueue(ctx, t, "quota", v1alpha1.QueueSpec{Profile: "switchyard-batch", Quota: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}})
+	if err := cluster.WaitForRouting(ctx, ns, "quota", "switchyard-batch"); err != nil {
+		t.Fatal(err)
+	}
+	limit := resource.MustParse("1")
+	observer, err := cluster.ObservePods(ctx, ns, func(pods map[types.UID]*corev1.Pod, _ *corev1.Pod) error {
+		used := resource.Quantity{}
+		for _, p := range pods {
+			running := p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed && p.DeletionTimestamp == nil
+			if running && !localcluster.HasSchedulingGate(p, v1alpha1.AdmissionGate) {
+				used.Add(*p.Spec.Containers[0].Resources.Requests.Cpu())
+			}
+		}
+		if used.Cmp(limit) > 0 {
+			return fmt.Errorf("admitted, unfinished pods request %s CPU, quota is %s", used.String(), limit.String())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	createQueuedPods(ctx, t, ns, "quota", 100, selector, func(p *corev1.Pod) {
+		p.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("100m")
+		p.Annotations = map[string]string{localcluster.RunForAnnotation: "300ms"}
+	})
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		list, err := cluster.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "test=queued"})
+		if err != nil {
+			return false, nil
+		}
+		done := 0
+		for _, p := range list.Items {
+			if p.Status.Phase == corev1.PodSucceeded {
+				done++
+			}
+		}
+		return done == 100, nil
+	})
+	for _, e := range observer.Stop() {
+		t.Error(e)
+	}
+	if err != nil {
+		t.Fatalf("not all 100 quota-limited jobs finished: %v", err)
+	}
+}
+
+// TestWeightedShare lets two backlogged queues with weights 3 and 1 compete
+// for a cluster-wide cap of 4 admitted-but-unbound pods and checks that the
+// first 80 admissions split about 3:1.
+func TestWeightedShare(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	_, selector := testNodes(ctx, t, 10, localcluster.NodeSpec{CPU: "32", Memory: "128Gi"})
+	ns := selector["switchyard.io/test-nodes"]
+	createQueue(ctx, t, "share-heavy", v1alpha1.QueueSpec{Profile: "switchyard-batch", Weight: 3, MaxAdmitted: ptr.To[int32](1000)})
+	createQueue(ctx, t, "share-light", v1alpha1.QueueSpec{Profile: "switchyard-batch", Weight: 1, MaxAdmitted: ptr.To[int32](1000)})
+	for _, q := range []string{"share-heavy", "share-light"} {
+		if err := cluster.WaitForRouting(ctx, ns, q, "switchyard-batch"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// With no coordinator running, pods queue up gated; then both queues are
+	// backlogged from the first admission on.
+	restartCoordinator(ctx, t, nil)
+	createQueuedPods(ctx, t, ns, "share-heavy", 120, selector, nil)
+	createQueuedPods(ctx, t, ns, "share-light", 120, selector, nil)
+
+	var mu sync.Mutex
+	var order []string
+	seen := map[types.UID]bool{}
+	observer, err := cluster.ObservePods(ctx, ns, func(_ map[types.UID]*corev1.Pod, p *corev1.Pod) error {
+		if !seen[p.UID] && !localcluster.HasSchedulingGate(p, v1alpha1.AdmissionGate) {
+			seen[p.UID] = true
+			mu.Lock()
+			order = append(order, p.Labels[v1alpha1.QueueLabel])
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restartCoordinator(ctx, t, &coordinatorpkg.Options{MaxAdmittedTotal: 4})
+	_, err = cluster.WaitForBound(ctx, ns, "test=queued", 240, 3*time.Minute)
+	observer.Stop()
+	restartCoordinator(ctx, t, &coordinatorpkg.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	heavy := 0
+	for _, q := range order[:80] {
+		if q == "share-heavy" {
+			heavy++
+		}
+	}
+	share := float64(heavy) / 80
+	t.Logf("first 80 admissions: %d share-heavy (weight 3), %d share-light (weight 1): %.0f%% (want 75%% ± 10%%)", heavy, 80-heavy, share*100)
+	if share < 0.65 || share > 0.85 {
+		t.Errorf("share-heavy got %.0f%% of the first 80 admissions, want 75%% ± 10%% for weights 3:1", share*100)
+	}
+}
+
+// TestCoordinatorRestartLosesNothing stops the coordinator in the middle of
+// draining 1,000 gated pods and starts a new one: every pod is admitted
+// exactly once and bound, and maxAdmitted holds throughout.
+func TestCoordinatorRestartLosesNothing(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	_, selector := testNodes(ctx, t, 20, localcluster.NodeSpec{CPU: "32", Memory: "128Gi"})
+	ns := selector["switchyard.io/test-nodes"]
+	createQueue(ctx, t, "restart", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](20)})
+	if err := cluster.WaitForRouting(ctx, ns, "restart", "switchyard-batch"); err != nil {
+		t.Fatal(err)
+	}
+	check := admittedCheck(20)
+	var mu sync.Mutex
+	ungated := 0
+	observer, err := cluster.ObservePods(ctx, ns, func(pods map[types.UID]*corev1.Pod, p *corev1.Pod) error {
+		n := 0
+		for _, p := range pods {
+			if !localcluster.HasSchedulingGate(p, v1alpha1.AdmissionGate) {
+				n++
+			}
+		}
+		mu.Lock()
+		ungated = n
+		mu.Unlock()
+		return check(pods, p)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Queue all 1,000 pods first (gated by the policy in the API server, with
+	// no coordinator to admit them), then drain, then kill mid-drain.
+	restartCoordinator(ctx, t, nil)
+	createQueuedPods(ctx, t, ns, "restart", 1000, selector, nil)
+	restartCoordinator(ctx, t, &coordinatorpkg.Options{})
+	first := coordinator
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 3*time.Minute, true, func(context.Context) (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return ungated >= 300, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restartCoordinator(ctx, t, &coordinatorpkg.Options{})
+	firstAdmitted := counterSum(t, first, "switchyard_queue_admissions_total", "restart")
+	mu.Lock()
+	t.Logf("first coordinator stopped after admitting %d of 1000 pods (%d observed ungated then)", int(firstAdmitted), ungated)
+	if firstAdmitted >= 1000 {
+		t.Errorf("the first coordinator drained everything; the restart tested nothing")
+	}
+	mu.Unlock()
+	_, err = cluster.WaitForBound(ctx, ns, "test=queued", 1000, 4*time.Minute)
+	for _, e := range observer.Stop() {
+		t.Error(e)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	secondAdmitted := counterSum(t, coordinator, "switchyard_queue_admissions_total", "restart")
+	if total := int(firstAdmitted + secondAdmitted); total != 1000 {
+		t.Errorf("the two coordinators admitted %d + %d = %d pods, want exactly 1000", int(firstAdmitted), int(secondAdmitted), total)
+	}
+}
+
+// restartCoordinator stops the running coordinator and, unless opts is nil,
+// starts a new one with opts.
+func restartCoordinator(ctx context.Context, t *testing.T, opts *coordinatorpkg.Options) {
+	t.Helper()
+	if coordinator != nil {
+		if err := coordinator.Stop(); err != nil {
+			t.Fatalf("stopping the coordinator: %v", err)
+		}
+		coordinator = nil
+	}
+	if opts == nil {
+		return
+	}
+	var err error
+	if coordinator, err = cluster.StartCoordinator(ctx, *opts); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func counterSum(t *testing.T, c *localcluster.RunningCoordinator, name, queue string) float64 {
+	t.Helper()
+	families, err := c.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if labelValue(m, "queue") == queue {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+func labelValue(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+func waitForQueueStatus(ctx context.Context, t *testing.T, name string, ok func(v1alpha1.QueueStatus) bool) {
+	t.Helper()
+	sy := switchyardClient(t)
+	var last v1alpha1.QueueStatus
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		q, err := sy.SwitchyardV1alpha1().Queues().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		last = q.Status
+		return ok(q.Status), nil
+	})
+	if err != nil {
+		t.Fatalf("queue %s status never matched; last: pending=%d admitted=%d scheduled=%d conditions=%v", name, last.Pending, last.Admitted, last.Scheduled, last.Conditions)
+	}
+}
+
+func waitForEvent(ctx context.Context, t *testing.T, ns, pod, reason, mention string) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		events, err := cluster.Client.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, e := range events.Items {
+			if e.Regarding.Name == pod && e.Reason == reason && strings.Contains(e.Note, mention) {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Errorf("pod %s: no %s event mentioning %q", pod, reason, mention)
+	}
+}
+
+// TestInvalidQueues checks that the API server refuses bad Queues with a
+// message a user understands, and that what it cannot refuse (a profile no
+// scheduler serves) is reported as a condition.
+func TestInvalidQueues(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	sy := switchyardClient(t)
+	cases := []struct {
+		name string
+		spec v1alpha1.QueueSpec
+		want string
+	}{
+		{"empty-profile", v1alpha1.QueueSpec{}, "spec.profile"},
+		{"bad-profile", v1alpha1.QueueSpec{Profile: "Batch_Profile"}, "profile must be a scheduler name"},
+		{"negative-max", v1alpha1.QueueSpec{Profile: "switchyard", MaxAdmitted: ptr.To[int32](-1)}, "spec.maxAdmitted"},
+		{"zero-weight", v1alpha1.QueueSpec{Profile: "switchyard", Weight: -2}, "spec.weight"},
+		{"negative-quota", v1alpha1.QueueSpec{Profile: "switchyard", Quota: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("-1")}}, "quota quantities must not be negative"},
+		{"zero-rate", v1alpha1.QueueSpec{Profile: "switchyard", AdmissionRate: &v1alpha1.AdmissionRate{PodsPerSecond: resource.MustParse("0")}}, "podsPerSecond must be greater than zero"},
+	}
+	for _, tc := range cases {
+		_, err := sy.SwitchyardV1alpha1().Queues().Create(ctx, &v1alpha1.Queue{ObjectMeta: metav1.ObjectMeta{Name: tc.name}, Spec: tc.spec}, metav1.CreateOptions{})
+		if err == nil {
+			_ = sy.SwitchyardV1alpha1().Queues().Delete(ctx, tc.name, metav1.DeleteOptions{})
+			t.Errorf("%s: accepted, want rejected with %q", tc.name, tc.want)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: rejected with %q, want a message mentioning %q", tc.name, err, tc.want)
+		}
+		t.Logf("%s: %v", tc.name, err)
+	}
+
+	// At most one default: the shipped ValidatingAdmissionPolicy refuses a
+	// second one. Policies take a moment to reach the admission chain.
+	policy, err := localcluster.LoadManifests("manifests/coordinator/single-default-queue.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Apply(ctx, policy); err != nil {
+		t.Fatal(err)
+	}
+	createQueue(ctx, t, "first-default", v1alpha1.QueueSpec{Profile: "switchyard", Default: true})
+	var lastErr error
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, lastErr = sy.SwitchyardV1alpha1().Queues().Create(ctx, &v1alpha1.Queue{ObjectMeta: metav1.ObjectMeta{Name: "second-default"}, Spec: v1alpha1.QueueSpec{Profile: "switchyard", Default: true}}, metav1.CreateOptions{})
+		if lastErr == nil {
+			_ = sy.SwitchyardV1alpha1().Queues().Delete(ctx, "second-default", metav1.DeleteOptions{})
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("a second default Queue was never refused")
+	}
+	if !strings.Contains(lastErr.Error(), "first-default is already the default queue") {
+		t.Errorf("second default refused with %q, want it to name first-default", lastErr)
+	}
+	t.Logf("second-default: %v", lastErr)
+
+	createQueue(ctx, t, "unknown-profile", v1alpha1.QueueSpec{Profile: "no-such-profile"})
+	waitForQueueStatus(ctx, t, "unknown-profile", func(st v1alpha1.QueueStatus) bool {
+		return meta.IsStatusConditionTrue(st.Conditions, v1alpha1.QueueProfileMissing) && meta.IsStatusConditionFalse(st.Conditions, v1alpha1.QueueReady)
+	})
+}
