@@ -147,7 +147,7 @@ func (c *Cluster) StartSchedulerProcess(ctx context.Context, name, binary string
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}

@@ -63,7 +63,7 @@ func (c *Cluster) StartScheduler(ctx context.Context, opts SchedulerOptions) (*R
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +142,8 @@ func WriteSchedulerConfig(dir string, config []byte, kubeconfig string, qps floa
 	return filepath.Clean(f.Name()), nil
 }
 
-func freePort() (int, error) {
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
