@@ -29,9 +29,14 @@ func main() {
 		serveAddr  = flag.String("serve-address", ":8080", "address of /healthz, /readyz and /metrics")
 		qps        = flag.Float64("kube-api-qps", 100, "client QPS towards the API server")
 		burst      = flag.Int("kube-api-burst", 200, "client burst towards the API server")
+		profiling  = flag.Bool("profiling", false, "serve /debug/pprof on --serve-address")
 	)
 	klog.InitFlags(nil)
 	flag.Parse()
+	if *maxTotal < 0 || *qps <= 0 || *burst <= 0 {
+		fmt.Fprintln(os.Stderr, "switchyard-coordinator: --max-admitted must be >= 0, --kube-api-qps and --kube-api-burst > 0")
+		os.Exit(2)
+	}
 	config, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "switchyard-coordinator:", err)
@@ -49,6 +54,7 @@ func main() {
 		LeaseNamespace:   *leaseNS,
 		LeaseName:        *leaseName,
 		ServeAddress:     *serveAddr,
+		Profiling:        *profiling,
 	})
 	if err != nil {
 		klog.Background().Error(err, "Coordinator failed")

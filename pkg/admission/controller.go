@@ -25,7 +25,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/kubernetes"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	resourcehelper "k8s.io/component-helpers/resource"
@@ -62,7 +61,7 @@ type Options struct {
 type Controller struct {
 	client   kubernetes.Interface
 	sy       versioned.Interface
-	pods     corelisters.PodLister
+	pods     cache.Indexer
 	queues   listers.QueueLister
 	recorder events.EventRecorder
 	metrics  *Metrics
@@ -84,8 +83,10 @@ type state struct {
 	pass     map[string]float64
 	active   sets.Set[string]
 	limiters map[string]*queueLimiter
-	// announced are pods that already got their Queued or UnknownQueue event.
+	// announced are pods that already got their UnknownQueue check, queued
+	// those that got their Queued event.
 	announced sets.Set[types.UID]
+	queued    sets.Set[types.UID]
 	status    map[string]v1alpha1.QueueStatus
 }
 
@@ -106,8 +107,16 @@ type admission struct {
 	decided time.Time
 }
 
-// New wires the controller to informers the caller starts.
-func New(client kubernetes.Interface, sy versioned.Interface, pods cache.SharedIndexInformer, podLister corelisters.PodLister,
+// queueIndex indexes pods by the queue the routing policy sent them to, so
+// that a cycle looks only at routed pods, not at every pod in the cluster.
+const queueIndex = "switchyard.io/routed-queue"
+
+// minCycleGap bounds how often admission recomputes its view: pod events
+// arrive by the thousand per second, and one cycle serves them all.
+const minCycleGap = 10 * time.Millisecond
+
+// New wires the controller to informers the caller starts afterwards.
+func New(client kubernetes.Interface, sy versioned.Interface, pods cache.SharedIndexInformer,
 	queues cache.SharedIndexInformer, queueLister listers.QueueLister, recorder events.EventRecorder, metrics *Metrics, opts Options) (*Controller, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = 8
@@ -115,8 +124,19 @@ func New(client kubernetes.Interface, sy versioned.Interface, pods cache.SharedI
 	if opts.StatusInterval <= 0 {
 		opts.StatusInterval = time.Second
 	}
+	err := pods.AddIndexers(cache.Indexers{queueIndex: func(obj any) ([]string, error) {
+		if pod, ok := obj.(*corev1.Pod); ok {
+			if q := pod.Annotations[routing.RoutedQueueAnnotation]; q != "" {
+				return []string{q}, nil
+			}
+		}
+		return nil, nil
+	}})
+	if err != nil {
+		return nil, err
+	}
 	c := &Controller{
-		client: client, sy: sy, pods: podLister, queues: queueLister, recorder: recorder, metrics: metrics, opts: opts,
+		client: client, sy: sy, pods: pods.GetIndexer(), queues: queueLister, recorder: recorder, metrics: metrics, opts: opts,
 		wake: make(chan struct{}, 1),
 		work: make(chan admission, 1024),
 		state: &state{
@@ -125,13 +145,14 @@ func New(client kubernetes.Interface, sy versioned.Interface, pods cache.SharedI
 			active:    sets.New[string](),
 			limiters:  map[string]*queueLimiter{},
 			announced: sets.New[types.UID](),
+			queued:    sets.New[types.UID](),
 			status:    map[string]v1alpha1.QueueStatus{},
 		},
 	}
 	if _, err := pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { c.podChanged(obj) },
-		UpdateFunc: func(_, obj any) { c.podChanged(obj) },
-		DeleteFunc: func(obj any) { c.podChanged(obj) },
+		AddFunc:    func(obj any) { c.podChanged(obj, false) },
+		UpdateFunc: func(_, obj any) { c.podChanged(obj, false) },
+		DeleteFunc: func(obj any) { c.podChanged(obj, true) },
 	}); err != nil {
 		return nil, err
 	}
@@ -152,7 +173,7 @@ func (c *Controller) poke() {
 	}
 }
 
-func (c *Controller) podChanged(obj any) {
+func (c *Controller) podChanged(obj any, deleted bool) {
 	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = tomb.Obj
 	}
@@ -166,6 +187,10 @@ func (c *Controller) podChanged(obj any) {
 	c.mu.Lock()
 	if _, ok := c.state.inflight[pod.UID]; ok && (!hasGate(pod) || pod.DeletionTimestamp != nil) {
 		delete(c.state.inflight, pod.UID)
+	}
+	if deleted {
+		c.state.announced.Delete(pod.UID)
+		c.state.queued.Delete(pod.UID)
 	}
 	c.mu.Unlock()
 	c.poke()
@@ -209,6 +234,10 @@ func (c *Controller) Run(ctx context.Context) {
 		}
 		next := c.cycle(ctx)
 		timer.Reset(next)
+		select {
+		case <-ctx.Done():
+		case <-time.After(minCycleGap):
+		}
 	}
 }
 
@@ -305,6 +334,7 @@ func (c *Controller) cycle(ctx context.Context) time.Duration {
 			return 10 * time.Millisecond
 		}
 	}
+	c.announceWaiting(views)
 	c.recordStatus(views)
 	return next
 }
@@ -378,40 +408,48 @@ func (c *Controller) snapshot(now time.Time) (map[string]*queueView, int, error)
 	for _, q := range queues {
 		views[q.Name] = &queueView{queue: q, usage: corev1.ResourceList{}, usable: c.opts.Profiles == nil || c.opts.Profiles.Has(q.Spec.Profile)}
 	}
-	pods, err := c.pods.List(labels.Everything())
-	if err != nil {
-		return nil, 0, err
-	}
 	totalAdmitted := 0
-	for _, pod := range pods {
-		name := pod.Annotations[routing.RoutedQueueAnnotation]
-		if name == "" || pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
-			continue
+	for name, v := range views {
+		objs, err := c.pods.ByIndex(queueIndex, name)
+		if err != nil {
+			return nil, 0, err
 		}
-		v := views[name]
-		if v == nil {
-			continue // its Queue was deleted; the gate stays until it returns
-		}
-		c.announce(pod, name)
-		_, sent := c.state.inflight[pod.UID]
-		switch {
-		case hasGate(pod) && !sent:
-			v.pending = append(v.pending, pod)
-			continue
-		case pod.Spec.NodeName == "":
-			v.admitted++
-			if v.queue.Spec.HasLimits() {
-				totalAdmitted++
+		for _, obj := range objs {
+			pod, ok := obj.(*corev1.Pod)
+			if !ok || pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+				continue
 			}
-		default:
-			v.scheduled++
+			totalAdmitted += c.classify(v, pod)
 		}
-		addTo(v.usage, podRequests(pod))
 	}
 	for _, v := range views {
 		sort.Slice(v.pending, func(i, j int) bool { return queueOrder(v.pending[i], v.pending[j]) })
 	}
 	return views, totalAdmitted, nil
+}
+
+// classify counts one routed pod into its queue's view and returns 1 if it
+// counts against the cluster-wide cap. Pods of a deleted Queue are not
+// looked at: their gate stays until the Queue returns.
+func (c *Controller) classify(v *queueView, pod *corev1.Pod) int {
+	c.announce(pod, v.queue.Name)
+	if _, sent := c.state.inflight[pod.UID]; hasGate(pod) && !sent {
+		v.pending = append(v.pending, pod)
+		return 0
+	}
+	if len(v.queue.Spec.Quota) > 0 {
+		// Summing requests is the costliest part of a cycle: only quota needs it.
+		addTo(v.usage, podRequests(pod))
+	}
+	if pod.Spec.NodeName != "" {
+		v.scheduled++
+		return 0
+	}
+	v.admitted++
+	if v.queue.Spec.HasLimits() {
+		return 1
+	}
+	return 0
 }
 
 // queueOrder is the order within a queue: pod priority, then creation time,
@@ -437,8 +475,8 @@ func podPriority(p *corev1.Pod) int32 {
 	return 0
 }
 
-// announce records, once per pod and controller lifetime, that a pod is
-// queued, and warns when its label named a queue that does not exist.
+// announce warns, once per pod and controller lifetime, when a pod's label
+// named a queue that does not exist.
 func (c *Controller) announce(pod *corev1.Pod, queue string) {
 	if c.state.announced.Has(pod.UID) {
 		return
@@ -448,8 +486,22 @@ func (c *Controller) announce(pod *corev1.Pod, queue string) {
 		c.recorder.Eventf(pod, nil, corev1.EventTypeWarning, ReasonUnknownQueue, "Route",
 			"Label %s=%q names no Queue; the pod was routed to the default queue %q", v1alpha1.QueueLabel, requested, queue)
 	}
-	if hasGate(pod) {
-		c.recorder.Eventf(pod, nil, corev1.EventTypeNormal, ReasonQueued, "Queue", "Waiting for admission in queue %q", queue)
+}
+
+// announceWaiting records a Queued event, once per pod and controller
+// lifetime, for pods a cycle left waiting. A pod admitted in the cycle that
+// first saw it gets only its Admitted event: every Event is an API write,
+// and a queue that is not holding anything back should cost one per pod.
+func (c *Controller) announceWaiting(views map[string]*queueView) {
+	for name, v := range views {
+		for _, pod := range v.pending {
+			if c.state.queued.Has(pod.UID) {
+				continue
+			}
+			c.state.queued.Insert(pod.UID)
+			c.recorder.Eventf(pod, nil, corev1.EventTypeNormal, ReasonQueued, "Queue",
+				"Waiting for admission in queue %q (%d pending, %d admitted)", name, len(v.pending), v.admitted)
+		}
 	}
 }
 

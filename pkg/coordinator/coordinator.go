@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +50,8 @@ type Options struct {
 	Identity string
 	// ServeAddress serves /healthz, /readyz and /metrics; empty: no server.
 	ServeAddress string
+	// Profiling serves /debug/pprof on ServeAddress.
+	Profiling bool
 	// Registry receives the metrics; a new one when nil.
 	Registry *prometheus.Registry
 }
@@ -75,7 +79,7 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 	metrics := admission.NewMetrics(reg)
 	var ready atomic.Bool
 	if opts.ServeAddress != "" {
-		srv, err := serve(ctx, opts.ServeAddress, reg, &ready)
+		srv, err := serve(ctx, opts.ServeAddress, reg, &ready, opts.Profiling)
 		if err != nil {
 			return err
 		}
@@ -100,6 +104,17 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// RunOrDie starts OnStartedLeading in a goroutine and does not wait for
+	// it; wait here, so that gate removals in flight finish (and are counted)
+	// before Run returns.
+	var controllers sync.WaitGroup
+	leading := run
+	run = func(ctx context.Context) {
+		controllers.Add(1)
+		defer controllers.Done()
+		leading(ctx)
+	}
+	defer controllers.Wait()
 	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   15 * time.Second,
@@ -135,7 +150,7 @@ func runControllers(ctx context.Context, client kubernetes.Interface, sy version
 	if len(opts.Profiles) == 0 {
 		profiles = sets.New(DefaultProfiles...)
 	}
-	admitter, err := admission.New(client, sy, pods.Informer(), pods.Lister(), queues.Informer(), queues.Lister(), recorder,
+	admitter, err := admission.New(client, sy, pods.Informer(), queues.Informer(), queues.Lister(), recorder,
 		metrics, admission.Options{MaxAdmittedTotal: opts.MaxAdmittedTotal, Profiles: profiles})
 	if err != nil {
 		return err
@@ -160,7 +175,7 @@ func runControllers(ctx context.Context, client kubernetes.Interface, sy version
 	return nil
 }
 
-func serve(ctx context.Context, addr string, reg *prometheus.Registry, ready *atomic.Bool) (*http.Server, error) {
+func serve(ctx context.Context, addr string, reg *prometheus.Registry, ready *atomic.Bool, profiling bool) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("/livez", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
@@ -174,6 +189,13 @@ func serve(ctx context.Context, addr string, reg *prometheus.Registry, ready *at
 		_, _ = w.Write([]byte("ok"))
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("serving health and metrics: %w", err)

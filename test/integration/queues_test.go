@@ -66,7 +66,8 @@ func TestQueueRoutingByLabel(t *testing.T) {
 	createQueue(ctx, t, "rt-general", v1alpha1.QueueSpec{Profile: "switchyard", Default: true})
 	createQueue(ctx, t, "rt-batch", v1alpha1.QueueSpec{Profile: "switchyard-batch"})
 	createQueue(ctx, t, "rt-latency", v1alpha1.QueueSpec{Profile: "switchyard-latency"})
-	createQueue(ctx, t, "rt-held", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](2)})
+	// maxAdmitted 0 holds every pod until the test raises it.
+	createQueue(ctx, t, "rt-held", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](0)})
 	for queue, profile := range map[string]string{"rt-batch": "switchyard-batch", "rt-latency": "switchyard-latency", "rt-held": "switchyard-batch", "": "switchyard"} {
 		if err := cluster.WaitForRouting(ctx, ns, queue, profile); err != nil {
 			t.Fatal(err)
@@ -99,6 +100,25 @@ func TestQueueRoutingByLabel(t *testing.T) {
 			t.Errorf("pod %s: admission gate present = %v, want %v", tc.pod, got, tc.wantGate)
 		}
 	}
+	// The held pod waits (and says so) until its queue admits one more.
+	waitForEvent(ctx, t, ns, "held", "Queued", "rt-held")
+	waitForQueueStatus(ctx, t, "rt-held", func(st v1alpha1.QueueStatus) bool { return st.Pending == 1 && st.OldestPendingSince != nil })
+	if _, err := cluster.WaitForBound(ctx, ns, "test=queued", len(cases)-1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	held, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, "held", metav1.GetOptions{})
+	if err != nil || held.Spec.NodeName != "" || !localcluster.HasSchedulingGate(held, v1alpha1.AdmissionGate) {
+		t.Fatalf("the held pod must stay gated and unbound while maxAdmitted is 0 (err %v)", err)
+	}
+	sy := switchyardClient(t)
+	q, err := sy.SwitchyardV1alpha1().Queues().Get(ctx, "rt-held", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Spec.MaxAdmitted = ptr.To[int32](2)
+	if _, err := sy.SwitchyardV1alpha1().Queues().Update(ctx, q, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	pods, err := cluster.WaitForBound(ctx, ns, "test=queued", len(cases), time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +131,6 @@ func TestQueueRoutingByLabel(t *testing.T) {
 		}
 	}
 	waitForEvent(ctx, t, ns, "unknown", "UnknownQueue", "no-such-queue")
-	waitForEvent(ctx, t, ns, "held", "Queued", "rt-held")
 	waitForEvent(ctx, t, ns, "held", "Admitted", "rt-held")
 }
 

@@ -396,7 +396,7 @@ func (b *bench) startCoordinator(ctx context.Context) (*localcluster.Process, er
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	return b.cluster.StartProcess(ctx, "coordinator", b.cfg.coordinator, []string{
 		"--kubeconfig=" + b.cluster.KubeconfigPath, "--leader-elect=false", "--serve-address=" + addr,
-		"--kube-api-qps=1000", "--kube-api-burst=2000",
+		"--kube-api-qps=1000", "--kube-api-burst=2000", "--profiling",
 	}, "http://"+addr+"/readyz")
 }
 
