@@ -399,4 +399,3 @@ func (b *bench) startCoordinator(ctx context.Context) (*localcluster.Process, er
 		"--kube-api-qps=1000", "--kube-api-burst=2000", "--profiling",
 	}, "http://"+addr+"/readyz")
 }
-
