@@ -92,45 +92,38 @@ func (c *Controller) Sync(ctx context.Context) error {
 
 func (c *Controller) applyPolicy(ctx context.Context, desired *admissionregistrationv1.MutatingAdmissionPolicy) error {
 	api := c.client.AdmissionregistrationV1().MutatingAdmissionPolicies()
-	hash, err := stamp(&desired.ObjectMeta, desired.Spec)
-	if err != nil {
-		return err
-	}
-	existing, err := api.Get(ctx, desired.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		_, err = api.Create(ctx, desired, metav1.CreateOptions{FieldManager: ManagerName})
-		if err == nil {
-			klog.FromContext(ctx).Info("Created the routing policy", "policy", desired.Name)
-		}
-		return err
-	}
-	if err != nil || existing.Annotations[specHashAnnotation] == hash {
-		return err
-	}
-	desired.ResourceVersion = existing.ResourceVersion
-	_, err = api.Update(ctx, desired, metav1.UpdateOptions{FieldManager: ManagerName})
-	if err == nil {
-		klog.FromContext(ctx).Info("Updated the routing policy", "policy", desired.Name)
-	}
-	return err
+	return apply(ctx, desired, &desired.ObjectMeta, desired.Spec, api.Get, api.Create, api.Update)
 }
 
 func (c *Controller) applyBinding(ctx context.Context, desired *admissionregistrationv1.MutatingAdmissionPolicyBinding) error {
 	api := c.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings()
-	hash, err := stamp(&desired.ObjectMeta, desired.Spec)
+	return apply(ctx, desired, &desired.ObjectMeta, desired.Spec, api.Get, api.Create, api.Update)
+}
+
+// apply creates the object, or updates it when the hash of its spec
+// differs from the one stamped on the existing object.
+func apply[T metav1.Object](ctx context.Context, desired T, meta *metav1.ObjectMeta, spec any,
+	get func(context.Context, string, metav1.GetOptions) (T, error),
+	create func(context.Context, T, metav1.CreateOptions) (T, error),
+	update func(context.Context, T, metav1.UpdateOptions) (T, error)) error {
+	hash, err := stamp(meta, spec)
 	if err != nil {
 		return err
 	}
-	existing, err := api.Get(ctx, desired.Name, metav1.GetOptions{})
+	existing, err := get(ctx, meta.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		_, err = api.Create(ctx, desired, metav1.CreateOptions{FieldManager: ManagerName})
+		if _, err = create(ctx, desired, metav1.CreateOptions{FieldManager: ManagerName}); err == nil {
+			klog.FromContext(ctx).Info("Created", "object", meta.Name, "kind", fmt.Sprintf("%T", desired))
+		}
 		return err
 	}
-	if err != nil || existing.Annotations[specHashAnnotation] == hash {
+	if err != nil || existing.GetAnnotations()[specHashAnnotation] == hash {
 		return err
 	}
-	desired.ResourceVersion = existing.ResourceVersion
-	_, err = api.Update(ctx, desired, metav1.UpdateOptions{FieldManager: ManagerName})
+	meta.ResourceVersion = existing.GetResourceVersion()
+	if _, err = update(ctx, desired, metav1.UpdateOptions{FieldManager: ManagerName}); err == nil {
+		klog.FromContext(ctx).Info("Updated", "object", meta.Name, "kind", fmt.Sprintf("%T", desired))
+	}
 	return err
 }
 

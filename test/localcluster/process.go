@@ -143,11 +143,7 @@ func (c *Cluster) APIServerPID() (int, error) {
 // StartSchedulerProcess runs a scheduler binary (switchyard-scheduler or the
 // upstream kube-scheduler) against the cluster with the given configuration.
 func (c *Cluster) StartSchedulerProcess(ctx context.Context, name, binary string, opts SchedulerOptions) (*Process, error) {
-	configPath, err := WriteSchedulerConfig(c.workDir, opts.Config, c.KubeconfigPath, opts.QPS, opts.Burst)
-	if err != nil {
-		return nil, err
-	}
-	port, err := FreePort()
+	configPath, port, err := c.prepareScheduler(opts)
 	if err != nil {
 		return nil, err
 	}

@@ -59,11 +59,7 @@ func (s *RunningScheduler) Err() error {
 // cluster, through the same app.Setup and app.Run the binary uses, and
 // waits until it serves /healthz.
 func (c *Cluster) StartScheduler(ctx context.Context, opts SchedulerOptions) (*RunningScheduler, error) {
-	configPath, err := WriteSchedulerConfig(c.workDir, opts.Config, c.KubeconfigPath, opts.QPS, opts.Burst)
-	if err != nil {
-		return nil, err
-	}
-	port, err := FreePort()
+	configPath, port, err := c.prepareScheduler(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +96,16 @@ func (c *Cluster) StartScheduler(ctx context.Context, opts SchedulerOptions) (*R
 		return nil, fmt.Errorf("scheduler did not become healthy: %w", err)
 	}
 	return s, nil
+}
+
+// prepareScheduler writes the configuration for this cluster and picks the
+// secure port, for in-process and separate-process schedulers alike.
+func (c *Cluster) prepareScheduler(opts SchedulerOptions) (configPath string, port int, err error) {
+	if configPath, err = WriteSchedulerConfig(c.workDir, opts.Config, c.KubeconfigPath, opts.QPS, opts.Burst); err != nil {
+		return "", 0, err
+	}
+	port, err = FreePort()
+	return configPath, port, err
 }
 
 // WriteSchedulerConfig writes a copy of a KubeSchedulerConfiguration into
