@@ -505,26 +505,33 @@ func (c *Controller) announceWaiting(views map[string]*queueView) {
 	}
 }
 
-// admit removes the admission gate. The patch tests the pod's UID and the
-// gate's position, so it never touches a recreated pod or another gate.
+// GateRemovalPatch is the JSON patch that admits a pod: it tests the pod's
+// UID and the gate's position, so it never touches a recreated pod or
+// another gate. ok is false when the pod carries no admission gate.
+func GateRemovalPatch(pod *corev1.Pod) (patch []byte, ok bool) {
+	for i, g := range pod.Spec.SchedulingGates {
+		if g.Name != v1alpha1.AdmissionGate {
+			continue
+		}
+		gatePath := fmt.Sprintf("/spec/schedulingGates/%d", i)
+		patch, _ = json.Marshal([]map[string]any{
+			{"op": "test", "path": "/metadata/uid", "value": pod.UID},
+			{"op": "test", "path": gatePath + "/name", "value": v1alpha1.AdmissionGate},
+			{"op": "remove", "path": gatePath},
+		})
+		return patch, true
+	}
+	return nil, false
+}
+
+// admit removes the admission gate with GateRemovalPatch.
 func (c *Controller) admit(ctx context.Context, a admission) {
 	logger := klog.FromContext(ctx)
-	index := -1
-	for i, g := range a.pod.Spec.SchedulingGates {
-		if g.Name == v1alpha1.AdmissionGate {
-			index = i
-		}
-	}
-	if index < 0 {
+	patch, ok := GateRemovalPatch(a.pod)
+	if !ok {
 		c.forget(a.pod.UID)
 		return
 	}
-	gatePath := fmt.Sprintf("/spec/schedulingGates/%d", index)
-	patch, _ := json.Marshal([]map[string]any{
-		{"op": "test", "path": "/metadata/uid", "value": a.pod.UID},
-		{"op": "test", "path": gatePath + "/name", "value": v1alpha1.AdmissionGate},
-		{"op": "remove", "path": gatePath},
-	})
 	// A removal already decided completes even when the controller is
 	// stopping, so that its outcome is known and counted exactly once.
 	patchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -105,3 +105,18 @@ func TestAdmissibleLimits(t *testing.T) {
 		t.Error("the bucket must refill")
 	}
 }
+
+func TestGateRemovalPatch(t *testing.T) {
+	p := pod("p", 0, time.Unix(0, 0), "1")
+	p.UID = "uid-1"
+	p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "other"}, {Name: v1alpha1.AdmissionGate}}
+	patch, ok := GateRemovalPatch(p)
+	want := `[{"op":"test","path":"/metadata/uid","value":"uid-1"},{"op":"test","path":"/spec/schedulingGates/1/name","value":"switchyard.io/admission"},{"op":"remove","path":"/spec/schedulingGates/1"}]`
+	if !ok || string(patch) != want {
+		t.Errorf("patch = %s (ok %v), want %s", patch, ok, want)
+	}
+	p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "other"}}
+	if _, ok := GateRemovalPatch(p); ok {
+		t.Error("a pod without the admission gate needs no patch")
+	}
+}

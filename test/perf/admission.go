@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
+	"github.com/switchyard-sched/switchyard/pkg/admission"
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
 	"github.com/switchyard-sched/switchyard/test/localcluster"
@@ -156,19 +156,12 @@ func (b *bench) removeGates(ctx context.Context, pods []*corev1.Pod) error {
 	return firstErr
 }
 
+// removeGate sends the very patch the coordinator sends.
 func removeGate(ctx context.Context, b *bench, pod *corev1.Pod) error {
-	for i, g := range pod.Spec.SchedulingGates {
-		if g.Name != v1alpha1.AdmissionGate {
-			continue
-		}
-		path := fmt.Sprintf("/spec/schedulingGates/%d", i)
-		patch, _ := json.Marshal([]map[string]any{
-			{"op": "test", "path": "/metadata/uid", "value": pod.UID},
-			{"op": "test", "path": path + "/name", "value": v1alpha1.AdmissionGate},
-			{"op": "remove", "path": path},
-		})
-		_, err := b.cluster.Client.CoreV1().Pods(namespace).Patch(ctx, pod.Name, types.JSONPatchType, patch, metav1.PatchOptions{})
-		return err
+	patch, ok := admission.GateRemovalPatch(pod)
+	if !ok {
+		return nil
 	}
-	return nil
+	_, err := b.cluster.Client.CoreV1().Pods(namespace).Patch(ctx, pod.Name, types.JSONPatchType, patch, metav1.PatchOptions{})
+	return err
 }
