@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates deepcopy functions, the typed clientset, listers and informers
+# Regenerates deepcopy, conversion and defaulting functions, the typed clientset, listers and informers
 # (k8s.io/code-generator) and the CRD manifests (controller-gen) from the
 # types in pkg/apis, with the generators built from vendor/.
 # With --verify, checks that the committed files are current and changes nothing.
@@ -10,13 +10,20 @@ export GOFLAGS=-mod=vendor
 
 MODULE=github.com/switchyard-sched/switchyard
 APIS=(./pkg/apis/switchyard/v1alpha1)
-GENERATED=(pkg/generated manifests/crds pkg/apis/switchyard/v1alpha1/zz_generated.deepcopy.go)
+# Plugin Args: internal and kubescheduler.config.k8s.io/v1 types.
+CONFIG_APIS=(./pkg/apis/config ./pkg/apis/config/v1)
+GENERATED=(pkg/generated manifests/crds pkg/apis/switchyard/v1alpha1/zz_generated.deepcopy.go
+  pkg/apis/config/zz_generated.deepcopy.go pkg/apis/config/v1/zz_generated.deepcopy.go
+  pkg/apis/config/v1/zz_generated.conversion.go pkg/apis/config/v1/zz_generated.defaults.go)
 HEADER="${ROOT}/hack/boilerplate.go.txt"
 TOOLS="$(hack/build-tools.sh)"
 
 generate() {
   rm -rf pkg/generated manifests/crds
-  "${TOOLS}/deepcopy-gen" --go-header-file "${HEADER}" --output-file zz_generated.deepcopy.go "${APIS[@]}"
+  "${TOOLS}/deepcopy-gen" --go-header-file "${HEADER}" --output-file zz_generated.deepcopy.go "${APIS[@]}" "${CONFIG_APIS[@]}"
+  "${TOOLS}/conversion-gen" --go-header-file "${HEADER}" --output-file zz_generated.conversion.go \
+    --extra-peer-dirs k8s.io/apimachinery/pkg/apis/meta/v1 ./pkg/apis/config/v1
+  "${TOOLS}/defaulter-gen" --go-header-file "${HEADER}" --output-file zz_generated.defaults.go ./pkg/apis/config/v1
   "${TOOLS}/client-gen" --go-header-file "${HEADER}" --clientset-name versioned --input-base "" \
     --input "${MODULE}/pkg/apis/switchyard/v1alpha1" \
     --output-pkg "${MODULE}/pkg/generated/clientset" --output-dir pkg/generated/clientset
@@ -26,7 +33,7 @@ generate() {
     --versioned-clientset-package "${MODULE}/pkg/generated/clientset/versioned" \
     --listers-package "${MODULE}/pkg/generated/listers" \
     --output-pkg "${MODULE}/pkg/generated/informers" --output-dir pkg/generated/informers "${APIS[@]}"
-  "${TOOLS}/controller-gen" crd paths=./pkg/apis/... output:crd:dir=./manifests/crds
+  "${TOOLS}/controller-gen" crd paths=./pkg/apis/switchyard/... output:crd:dir=./manifests/crds
 }
 
 if [[ "${1:-}" == "--verify" ]]; then

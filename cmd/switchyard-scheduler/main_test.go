@@ -3,13 +3,17 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/klog/v2/ktesting"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
 	"k8s.io/kubernetes/pkg/scheduler/apis/config"
 
+	switchyardconfig "github.com/switchyard-sched/switchyard/pkg/apis/config"
+	"github.com/switchyard-sched/switchyard/pkg/calcset"
 	"github.com/switchyard-sched/switchyard/pkg/registry"
 	"github.com/switchyard-sched/switchyard/test/localcluster"
 )
@@ -81,6 +85,25 @@ func TestShippedConfiguration(t *testing.T) {
 	if got := fitStrategy(t, cc.ComponentConfig.Profiles, "switchyard-latency"); got != config.LeastAllocated {
 		t.Errorf("switchyard-latency: scoring strategy %q, want LeastAllocated", got)
 	}
+	for _, ext := range []struct {
+		name    string
+		enabled []config.Plugin
+	}{{"preEnqueue", batch.PreEnqueue.Enabled}, {"preFilter", batch.PreFilter.Enabled}, {"reserve", batch.Reserve.Enabled}, {"permit", batch.Permit.Enabled}} {
+		if !hasPlugin(ext.enabled, calcset.Name) {
+			t.Errorf("switchyard-batch: CalcSet missing from %s", ext.name)
+		}
+	}
+	var calcSetArgs *switchyardconfig.CalcSetArgs
+	for _, p := range profileByName(t, cc.ComponentConfig.Profiles, "switchyard-batch").PluginConfig {
+		if args, ok := p.Args.(*switchyardconfig.CalcSetArgs); ok {
+			calcSetArgs = args
+		}
+	}
+	if calcSetArgs == nil {
+		t.Errorf("switchyard-batch: CalcSet args did not decode as typed CalcSetArgs")
+	} else if calcSetArgs.DefaultWindow.Duration != time.Minute || calcSetArgs.DefaultLocality != switchyardconfig.CalcSetLocalityNode {
+		t.Errorf("switchyard-batch: CalcSet args = %+v, want the shipped 60s window and node locality", calcSetArgs)
+	}
 	latency := sched.Profiles["switchyard-latency"].ListPlugins()
 	if weight, ok := scoreWeight(latency, "PodTopologySpread"); !ok || weight != 5 {
 		t.Errorf("switchyard-latency: PodTopologySpread score weight = %d (enabled %v), want 5", weight, ok)
@@ -92,6 +115,80 @@ func TestShippedConfiguration(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestCalcSetArgsRejected checks that a profile with bad CalcSet args stops
+// the scheduler at start with a message naming the field, and that a
+// profile which enables CalcSet without args gets the documented defaults.
+func TestCalcSetArgsRejected(t *testing.T) {
+	profile := func(args string) string {
+		return `apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+profiles:
+- schedulerName: sets
+  plugins:
+    multiPoint:
+      enabled:
+      - name: CalcSet
+` + args
+	}
+	for _, tc := range []struct {
+		name, config, wantErr string
+	}{
+		{name: "defaults", config: profile("")},
+		{name: "misspelt field", config: profile("  pluginConfig:\n  - name: CalcSet\n    args:\n      defaultWindw: 30s\n"), wantErr: "unknown field"},
+		{name: "window too short", config: profile("  pluginConfig:\n  - name: CalcSet\n    args:\n      defaultWindow: 10ms\n"), wantErr: "defaultWindow"},
+		{name: "unknown locality", config: profile("  pluginConfig:\n  - name: CalcSet\n    args:\n      defaultLocality: rack\n"), wantErr: "defaultLocality"},
+		{name: "max below default", config: profile("  pluginConfig:\n  - name: CalcSet\n    args:\n      defaultWindow: 5m\n      maxWindow: 1m\n"), wantErr: "maxWindow"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			dir := t.TempDir()
+			kubeconfig := filepath.Join(dir, "kubeconfig")
+			if err := os.WriteFile(kubeconfig, []byte(fakeKubeconfig), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			configFile, err := localcluster.WriteSchedulerConfig(dir, []byte(tc.config), kubeconfig, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := options.NewOptions()
+			opts.ConfigFile = configFile
+			opts.SecureServing.BindPort = 0
+			cc, _, err := app.Setup(ctx, opts, registry.Options()...)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("valid configuration refused: %v", err)
+				}
+				var args *switchyardconfig.CalcSetArgs
+				for _, p := range cc.ComponentConfig.Profiles[0].PluginConfig {
+					if a, ok := p.Args.(*switchyardconfig.CalcSetArgs); ok {
+						args = a
+					}
+				}
+				if args == nil {
+					t.Fatalf("no defaulted CalcSetArgs in %+v", cc.ComponentConfig.Profiles[0].PluginConfig)
+				}
+				if args.DefaultWindow.Duration != time.Minute || args.MaxWindow.Duration != 10*time.Minute ||
+					args.DefaultLocality != switchyardconfig.CalcSetLocalityNode || args.MaxSetSize != 1000 || args.BackoffAfterMisfit.Duration != 2*time.Second {
+					t.Errorf("defaults = %+v, want 60s, 10m, node, 1000, 2s as documented", args)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error = %v, want one mentioning %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func hasPlugin(plugins []config.Plugin, name string) bool {
+	for _, p := range plugins {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func scoreWeight(plugins *config.Plugins, name string) (int32, bool) {

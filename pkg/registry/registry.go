@@ -6,13 +6,19 @@ package registry
 import (
 	"github.com/spf13/cobra"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
+
+	// Typed, defaulted Args of every plugin below join the scheduler's scheme.
+	_ "github.com/switchyard-sched/switchyard/pkg/apis/config/scheme"
+	"github.com/switchyard-sched/switchyard/pkg/calcset"
 )
 
 // Options returns the app.Option that registers every Switchyard plugin with
 // the upstream scheduler command. Profiles in the KubeSchedulerConfiguration
 // decide which of them run.
 func Options() []app.Option {
-	return []app.Option{}
+	return []app.Option{
+		app.WithPlugin(calcset.Name, calcset.New),
+	}
 }
 
 // NewSchedulerCommand is the upstream kube-scheduler command with Switchyard's
