@@ -152,7 +152,9 @@ func (pl *CalcSet) EventsToRegister(_ context.Context) ([]fwk.ClusterEventWithHi
 	return []fwk.ClusterEventWithHint{
 		// A missing member arrives.
 		{Event: fwk.ClusterEvent{Resource: fwk.UnscheduledPod, ActionType: fwk.Add}, QueueingHintFn: pl.isSameSet},
-		// A member's labels are fixed or changed.
+		// The pod's own set labels are fixed or changed.
+		{Event: fwk.ClusterEvent{Resource: fwk.TargetPod, ActionType: fwk.UpdatePodLabel}, QueueingHintFn: pl.isOwnSetChanged},
+		// Another member's labels are fixed or changed.
 		{Event: fwk.ClusterEvent{Resource: fwk.UnscheduledPod, ActionType: fwk.UpdatePodLabel}, QueueingHintFn: pl.isSameSet},
 		// A member that was bound elsewhere (pre-bound) completes the set.
 		{Event: fwk.ClusterEvent{Resource: fwk.AssignedPod, ActionType: fwk.Add}, QueueingHintFn: pl.isSameSet},
@@ -167,6 +169,20 @@ func (pl *CalcSet) EventsToRegister(_ context.Context) ([]fwk.ClusterEventWithHi
 func (pl *CalcSet) isMember(_ klog.Logger, pod *v1.Pod, _, _ any) (fwk.QueueingHint, error) {
 	if _, ok := pod.Labels[SetLabel]; ok {
 		return fwk.Queue, nil
+	}
+	return fwk.QueueSkip, nil
+}
+
+func (pl *CalcSet) isOwnSetChanged(_ klog.Logger, _ *v1.Pod, oldObj, newObj any) (fwk.QueueingHint, error) {
+	oldPod, okOld := oldObj.(*v1.Pod)
+	newPod, okNew := newObj.(*v1.Pod)
+	if !okOld || !okNew {
+		return fwk.Queue, nil
+	}
+	for _, key := range []string{SetLabel, SizeLabel, LocalityLabel, WindowLabel} {
+		if oldPod.Labels[key] != newPod.Labels[key] {
+			return fwk.Queue, nil
+		}
 	}
 	return fwk.QueueSkip, nil
 }

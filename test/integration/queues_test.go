@@ -456,6 +456,8 @@ func waitForQueueStatus(ctx context.Context, t *testing.T, name string, ok func(
 	}
 }
 
+// waitForEvent waits for an event on the pod (any pod of the namespace
+// when pod is empty) with the reason and a note that mentions the text.
 func waitForEvent(ctx context.Context, t *testing.T, ns, pod, reason, mention string) {
 	t.Helper()
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
@@ -464,7 +466,7 @@ func waitForEvent(ctx context.Context, t *testing.T, ns, pod, reason, mention st
 			return false, nil
 		}
 		for _, e := range events.Items {
-			if e.Regarding.Name == pod && e.Reason == reason && strings.Contains(e.Note, mention) {
+			if (pod == "" || e.Regarding.Name == pod) && e.Reason == reason && strings.Contains(e.Note, mention) {
 				return true, nil
 			}
 		}

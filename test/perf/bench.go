@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
+	"github.com/switchyard-sched/switchyard/pkg/calcset"
 	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
 	"github.com/switchyard-sched/switchyard/test/localcluster"
 )
@@ -27,6 +29,8 @@ const (
 	// admissionWorkers matches the coordinator's default number of workers.
 	admissionWorkers = 8
 	zoneCount        = 3
+	// calcSetSize is the size of the calculation sets of the calcset workload.
+	calcSetSize = 8
 )
 
 // upstreamConfig is kube-scheduler's default configuration.
@@ -74,9 +78,13 @@ func (b *bench) setNodes(ctx context.Context, count int) error {
 func (b *bench) workload(ctx context.Context, name string, nodes int) ([]Result, error) {
 	variants := []string{"upstream", "direct", "routed"}
 	runOnce := b.schedule
-	if name == "admission" {
+	switch name {
+	case "admission":
 		variants = []string{"raw-patch", "coordinator"}
 		runOnce = b.admit
+	case "calcset":
+		// The same pods in switchyard-batch, without and with set labels.
+		variants = []string{"plain", "calcset"}
 	}
 	runs := map[string][]Run{}
 	for round := range b.cfg.rounds {
@@ -161,8 +169,12 @@ func (b *bench) schedule(ctx context.Context, workload, variant string, nodes in
 // scheduler name (and, when routed, the queue label) differ.
 func (b *bench) pods(workload, variant string, nodes int) []*corev1.Pod {
 	profiles := []string{"switchyard", "switchyard-batch", "switchyard-latency"}
-	out := make([]*corev1.Pod, 0, b.cfg.pods)
-	for i := range b.cfg.pods {
+	count := b.cfg.pods
+	if workload == "calcset" {
+		count -= count % calcSetSize // whole sets only
+	}
+	out := make([]*corev1.Pod, 0, count)
+	for i := range count {
 		spec := localcluster.PodSpec{CPU: "100m", Memory: "100Mi", Labels: map[string]string{"perf": workload}}
 		switch variant {
 		case "upstream":
@@ -178,6 +190,12 @@ func (b *bench) pods(workload, variant string, nodes int) []*corev1.Pod {
 			if workload == "queues-mix" {
 				spec.Labels[v1alpha1.QueueLabel] = benchQueues[i%3].name
 			}
+		case "plain":
+			spec.SchedulerName = "switchyard-batch"
+		case "calcset":
+			spec.SchedulerName = "switchyard-batch"
+			spec.Labels[calcset.SetLabel] = fmt.Sprintf("set-%d", i/calcSetSize)
+			spec.Labels[calcset.SizeLabel] = strconv.Itoa(calcSetSize)
 		}
 		pod := localcluster.Pod(namespace, fmt.Sprintf("%s-%s-%d", workload, variant, i), spec)
 		switch workload {

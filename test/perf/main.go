@@ -16,7 +16,9 @@
 //     MutatingAdmissionPolicy routes them at creation.
 //
 // The admission workload measures the coordinator removing gates against
-// the same PATCHes sent raw by this driver with as many workers.
+// the same PATCHes sent raw by this driver with as many workers. The
+// calcset workload schedules the same pods in switchyard-batch without
+// (plain) and with calculation-set labels, sets of 8 (calcset).
 package main
 
 import (
@@ -50,7 +52,7 @@ type config struct {
 func main() {
 	var cfg config
 	nodes := flag.String("nodes", "100,1000", "comma-separated node counts (add 5000 on a big machine)")
-	workloads := flag.String("workloads", "basic,anti-affinity,topology-spread,queues-mix,admission", "comma-separated workloads")
+	workloads := flag.String("workloads", "basic,anti-affinity,topology-spread,queues-mix,admission,calcset", "comma-separated workloads")
 	flag.IntVar(&cfg.pods, "pods", 1000, "pods per run")
 	flag.IntVar(&cfg.rounds, "rounds", 2, "rounds per workload; variants alternate within each round")
 	flag.StringVar(&cfg.switchyard, "switchyard-scheduler", "_output/bin/switchyard-scheduler", "switchyard-scheduler binary")

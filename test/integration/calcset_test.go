@@ -1,0 +1,311 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/klog/v2/ktesting"
+
+	"github.com/switchyard-sched/switchyard/pkg/calcset"
+	"github.com/switchyard-sched/switchyard/test/localcluster"
+)
+
+// setMember builds one member of a calculation set for switchyard-batch,
+// the profile that ships with CalcSet enabled.
+func setMember(ns, set string, i, size int, cpu string, selector map[string]string, extra map[string]string) *corev1.Pod {
+	labels := map[string]string{calcset.SetLabel: set, calcset.SizeLabel: strconv.Itoa(size), "set": set}
+	for k, v := range extra {
+		labels[k] = v
+	}
+	return localcluster.Pod(ns, fmt.Sprintf("%s-%d", set, i), localcluster.PodSpec{
+		SchedulerName: "switchyard-batch", CPU: cpu, Memory: "256Mi", Labels: labels, NodeSelector: selector,
+	})
+}
+
+// fillNode binds a pod using cpu to the node directly, as a pod placed
+// before the test, so that nodes start unevenly used.
+func fillNode(ctx context.Context, t *testing.T, ns, node, cpu string) {
+	t.Helper()
+	pod := localcluster.Pod(ns, "filler-"+node, localcluster.PodSpec{CPU: cpu, Labels: map[string]string{"app": "filler"}})
+	pod.Spec.NodeName = node
+	if _, err := cluster.CreatePods(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// neverBound records every observed moment at which a member of the set
+// has a node: stronger than polling, it sees binds a poll could miss.
+func neverBound(set string) func(map[types.UID]*corev1.Pod, *corev1.Pod) error {
+	return func(_ map[types.UID]*corev1.Pod, changed *corev1.Pod) error {
+		if changed.Labels[calcset.SetLabel] == set && changed.Spec.NodeName != "" {
+			return fmt.Errorf("member %s of set %s was bound to %s; the set cannot fit and must bind nothing", changed.Name, set, changed.Spec.NodeName)
+		}
+		return nil
+	}
+}
+
+// assertNeverBound checks, for a while, that no pod matching the selector
+// gets a node.
+func assertNeverBound(ctx context.Context, t *testing.T, ns, selector string, d time.Duration) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, d, true, func(ctx context.Context) (bool, error) {
+		list, err := cluster.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return false, nil
+		}
+		for _, p := range list.Items {
+			if p.Spec.NodeName != "" {
+				return true, fmt.Errorf("pod %s was bound to %s; want none of %q bound", p.Name, p.Spec.NodeName, selector)
+			}
+		}
+		return false, nil
+	})
+	if !wait.Interrupted(err) {
+		t.Fatal(err)
+	}
+}
+
+// TestCalcSetNodeLocality checks that a set of 4 with node locality lands
+// on one node, even though bin-packing alone would have spread its members
+// over the nodes already half full.
+func TestCalcSetNodeLocality(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	nodes, selector := testNodes(ctx, t, 4, localcluster.NodeSpec{CPU: "4", Memory: "16Gi"})
+	ns := selector["switchyard.io/test-nodes"]
+	for _, node := range nodes[:3] {
+		fillNode(ctx, t, ns, node, "2") // two CPUs left: room for two members each
+	}
+	for i := range 4 {
+		if _, err := cluster.CreatePods(ctx, setMember(ns, "snapshot", i, 4, "1", selector, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pods, err := cluster.WaitForBound(ctx, ns, "set=snapshot", 4, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perNode := localcluster.PodsPerNode(pods)
+	if len(perNode) != 1 || perNode[nodes[3]] != 4 {
+		t.Errorf("set of 4 with node locality placed as %v, want all 4 on the empty node %s", perNode, nodes[3])
+	}
+}
+
+// TestCalcSetZoneLocality checks that a set with zone locality stays in one
+// zone: only zone c has room for all four members, spread over its nodes.
+func TestCalcSetZoneLocality(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	name := "test-calcset-zone-locality"
+	selector := map[string]string{"switchyard.io/test-nodes": name}
+	if err := cluster.CreateNamespace(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	zoneOf := map[string]string{}
+	for _, zone := range []string{"a", "b", "c"} {
+		labels := map[string]string{corev1.LabelTopologyZone: "zone-" + zone}
+		for k, v := range selector {
+			labels[k] = v
+		}
+		names, err := cluster.CreateNodes(ctx, name+"-"+zone, 2, localcluster.NodeSpec{CPU: "4", Memory: "16Gi", Labels: labels})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cluster.DeleteNodes(context.Background(), names) })
+		for _, n := range names {
+			zoneOf[n] = "zone-" + zone
+			used := "3" // zones a and b: one CPU free per node, two per zone
+			if zone == "c" {
+				used = "1500m" // zone c: 2.5 CPUs free per node, five in the zone
+			}
+			fillNode(ctx, t, name, n, used)
+		}
+	}
+	for i := range 4 {
+		pod := setMember(name, "shards", i, 4, "1", selector, map[string]string{calcset.LocalityLabel: "zone"})
+		if _, err := cluster.CreatePods(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pods, err := cluster.WaitForBound(ctx, name, "set=shards", 4, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods {
+		if zoneOf[p.Spec.NodeName] != "zone-c" {
+			t.Errorf("member %s on %s in %s, want zone-c (the only zone with room for the whole set)", p.Name, p.Spec.NodeName, zoneOf[p.Spec.NodeName])
+		}
+	}
+	if n := len(localcluster.PodsPerNode(pods)); n != 2 {
+		t.Errorf("set used %d nodes, want both nodes of zone-c (no single node has room for four)", n)
+	}
+}
+
+// TestCalcSetNeverPartial checks that a set which cannot fit on any single
+// node binds no member at all, while ordinary pods on the same nodes are
+// scheduled, and that the user is told why.
+func TestCalcSetNeverPartial(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	_, selector := testNodes(ctx, t, 2, localcluster.NodeSpec{CPU: "4", Memory: "16Gi"})
+	ns := selector["switchyard.io/test-nodes"]
+	observer, err := cluster.ObservePods(ctx, ns, neverBound("toolarge"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := cluster.CreatePods(ctx, setMember(ns, "toolarge", i, 5, "1", selector, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	createPods(ctx, t, ns, "plain", 4, localcluster.PodSpec{
+		SchedulerName: "switchyard-batch", CPU: "1", Memory: "256Mi", Labels: map[string]string{"app": "plain"}, NodeSelector: selector,
+	})
+	if _, err := cluster.WaitForBound(ctx, ns, "app=plain", 4, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	waitForEvent(ctx, t, ns, "", "CalcSetDoesNotFit", "do not fit any single node")
+	assertNeverBound(ctx, t, ns, "set=toolarge", 5*time.Second)
+	for _, err := range observer.Stop() {
+		t.Error(err)
+	}
+}
+
+// TestCalcSetCompetingSets checks that two sets which each fit alone, but
+// not together, do not deadlock: one completes while the other binds
+// nothing, and the other completes once the first one's pods go away.
+func TestCalcSetCompetingSets(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	_, selector := testNodes(ctx, t, 1, localcluster.NodeSpec{CPU: "4", Memory: "16Gi"})
+	ns := selector["switchyard.io/test-nodes"]
+	// Interleave the members so that both sets reserve before either completes.
+	for i := range 3 {
+		for _, set := range []string{"red", "blue"} {
+			if _, err := cluster.CreatePods(ctx, setMember(ns, set, i, 3, "1", selector, nil)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var winner, loser string
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		for _, set := range []string{"red", "blue"} {
+			list, err := cluster.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "set=" + set})
+			if err != nil {
+				return false, nil
+			}
+			bound := 0
+			for _, p := range list.Items {
+				if p.Spec.NodeName != "" {
+					bound++
+				}
+			}
+			if bound == 3 {
+				winner = set
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("neither competing set completed: %v", err)
+	}
+	loser = map[string]string{"red": "blue", "blue": "red"}[winner]
+	assertNeverBound(ctx, t, ns, "set="+loser, 3*time.Second)
+
+	// The winner finishes: its pods go away, and the loser takes the room.
+	if err := cluster.Client.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)},
+		metav1.ListOptions{LabelSelector: "set=" + winner}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cluster.WaitForBound(ctx, ns, "set="+loser, 3, time.Minute); err != nil {
+		t.Fatalf("set %s did not complete after %s freed the node: %v", loser, winner, err)
+	}
+}
+
+// TestCalcSetMemberDeleted checks that when a member that cannot be placed
+// is deleted while the others wait in Permit, the set waits for its
+// replacement and binds nothing early, then completes with it.
+func TestCalcSetMemberDeleted(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	_, selector := testNodes(ctx, t, 2, localcluster.NodeSpec{CPU: "4", Memory: "16Gi"})
+	ns := selector["switchyard.io/test-nodes"]
+	window := map[string]string{calcset.WindowLabel: "5m"}
+	for i := range 3 {
+		if _, err := cluster.CreatePods(ctx, setMember(ns, "etl", i, 4, "500m", selector, window)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The fourth member asks for a node label no node has: it cannot be
+	// placed, so the other three are reserved and wait for it.
+	stuck := setMember(ns, "etl", 3, 4, "500m", map[string]string{"switchyard.io/test-nodes": ns, "disk": "none-has-it"}, window)
+	if _, err := cluster.CreatePods(ctx, stuck); err != nil {
+		t.Fatal(err)
+	}
+	assertNeverBound(ctx, t, ns, "set=etl", 3*time.Second)
+	if err := cluster.Client.CoreV1().Pods(ns).Delete(ctx, stuck.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	assertNeverBound(ctx, t, ns, "set=etl", 3*time.Second)
+	replacement := setMember(ns, "etl", 4, 4, "500m", selector, window)
+	if _, err := cluster.CreatePods(ctx, replacement); err != nil {
+		t.Fatal(err)
+	}
+	pods, err := cluster.WaitForBound(ctx, ns, "set=etl", 4, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perNode := localcluster.PodsPerNode(pods); len(perNode) != 1 {
+		t.Errorf("set with its replacement member placed as %v, want one node", perNode)
+	}
+}
+
+// TestCalcSetBadLabels checks that members with labels the plugin cannot
+// use are held with an InvalidCalcSet event that says what to fix, that the
+// scheduler keeps serving other pods, and that fixing the label releases
+// the pod.
+func TestCalcSetBadLabels(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	_, selector := testNodes(ctx, t, 1, localcluster.NodeSpec{CPU: "4", Memory: "16Gi"})
+	ns := selector["switchyard.io/test-nodes"]
+	cases := []struct {
+		name, mention string
+		labels        map[string]string
+	}{
+		{"size-nan", "is not a number", map[string]string{calcset.SizeLabel: "four"}},
+		{"size-zero", "must be at least 1", map[string]string{calcset.SizeLabel: "0"}},
+		{"size-missing", "is missing", map[string]string{}},
+		{"bad-locality", "must be node, zone or none", map[string]string{calcset.SizeLabel: "1", calcset.LocalityLabel: "rack"}},
+		{"bad-window", "must be a duration", map[string]string{calcset.SizeLabel: "1", calcset.WindowLabel: "soon"}},
+	}
+	for _, tc := range cases {
+		labels := map[string]string{calcset.SetLabel: tc.name, "app": "bad"}
+		for k, v := range tc.labels {
+			labels[k] = v
+		}
+		pod := localcluster.Pod(ns, tc.name, localcluster.PodSpec{SchedulerName: "switchyard-batch", CPU: "100m", Labels: labels, NodeSelector: selector})
+		if _, err := cluster.CreatePods(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	createPods(ctx, t, ns, "plain", 1, localcluster.PodSpec{SchedulerName: "switchyard-batch", CPU: "100m", Labels: map[string]string{"app": "plain"}, NodeSelector: selector})
+	if _, err := cluster.WaitForBound(ctx, ns, "app=plain", 1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		waitForEvent(ctx, t, ns, tc.name, "InvalidCalcSet", tc.mention)
+	}
+	assertNeverBound(ctx, t, ns, "app=bad", 2*time.Second)
+
+	// Fixing the size releases the pod: a set of one is a plain pod.
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:"1"}}}`, calcset.SizeLabel)
+	if _, err := cluster.Client.CoreV1().Pods(ns).Patch(ctx, "size-nan", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cluster.WaitForBound(ctx, ns, calcset.SetLabel+"=size-nan", 1, time.Minute); err != nil {
+		t.Fatalf("fixing the size label did not release the pod: %v", err)
+	}
+}
