@@ -9,11 +9,11 @@ import (
 
 // Defaults of CalcSetArgs, documented in the README.
 var (
-	DefaultCalcSetWindow             = metav1.Duration{Duration: 60 * time.Second}
-	DefaultCalcSetMaxWindow          = metav1.Duration{Duration: 10 * time.Minute}
-	DefaultCalcSetLocality           = "node"
-	DefaultCalcSetMaxSetSize   int32 = 1000
-	DefaultCalcSetMisfitBackoff      = metav1.Duration{Duration: 2 * time.Second}
+	DefaultCalcSetWindow              = metav1.Duration{Duration: 60 * time.Second}
+	DefaultCalcSetMaxWindow           = metav1.Duration{Duration: 10 * time.Minute}
+	DefaultCalcSetLocality            = "node"
+	DefaultCalcSetMaxSetSize    int32 = 1000
+	DefaultCalcSetMisfitBackoff       = metav1.Duration{Duration: 2 * time.Second}
 )
 
 // SetDefaults_CalcSetArgs fills what the profile left out.
