@@ -30,6 +30,8 @@ func main() {
 		qps        = flag.Float64("kube-api-qps", 100, "client QPS towards the API server")
 		burst      = flag.Int("kube-api-burst", 200, "client burst towards the API server")
 		profiling  = flag.Bool("profiling", false, "serve /debug/pprof on --serve-address")
+		amqpURL    = flag.String("amqp-url", os.Getenv("SWITCHYARD_AMQP_URL"), "RabbitMQ URL (default $SWITCHYARD_AMQP_URL) for external queues and the decision stream; empty: no broker")
+		decisionEx = flag.String("decision-exchange", "switchyard.decisions", "topic exchange of the decision stream (routing key <queue>.<decision>)")
 	)
 	klog.InitFlags(nil)
 	flag.Parse()
@@ -55,6 +57,8 @@ func main() {
 		LeaseName:        *leaseName,
 		ServeAddress:     *serveAddr,
 		Profiling:        *profiling,
+		AMQPURL:          *amqpURL,
+		DecisionExchange: *decisionEx,
 	})
 	if err != nil {
 		klog.Background().Error(err, "Coordinator failed")

@@ -51,6 +51,10 @@ type Options struct {
 	// Profiles are the scheduler profiles that exist; a Queue naming another
 	// one gets the ProfileMissing condition and its pods stay held.
 	Profiles sets.Set[string]
+	// ExternalQueues is true when a broker is configured, so that Queues
+	// with spec.external can hand their pods to an external scheduler;
+	// without one such Queues are not usable and their pods stay held.
+	ExternalQueues bool
 	// Workers remove gates concurrently; 8 when zero.
 	Workers int
 	// StatusInterval is how often changed Queue status is written; 1s when zero.
@@ -107,10 +111,6 @@ type admission struct {
 	decided time.Time
 }
 
-// queueIndex indexes pods by the queue the routing policy sent them to, so
-// that a cycle looks only at routed pods, not at every pod in the cluster.
-const queueIndex = "switchyard.io/routed-queue"
-
 // minCycleGap bounds how often admission recomputes its view: pod events
 // arrive by the thousand per second, and one cycle serves them all.
 const minCycleGap = 10 * time.Millisecond
@@ -124,15 +124,7 @@ func New(client kubernetes.Interface, sy versioned.Interface, pods cache.SharedI
 	if opts.StatusInterval <= 0 {
 		opts.StatusInterval = time.Second
 	}
-	err := pods.AddIndexers(cache.Indexers{queueIndex: func(obj any) ([]string, error) {
-		if pod, ok := obj.(*corev1.Pod); ok {
-			if q := pod.Annotations[routing.RoutedQueueAnnotation]; q != "" {
-				return []string{q}, nil
-			}
-		}
-		return nil, nil
-	}})
-	if err != nil {
+	if err := routing.AddQueueIndex(pods); err != nil {
 		return nil, err
 	}
 	c := &Controller{
@@ -406,11 +398,15 @@ func (c *Controller) snapshot(now time.Time) (map[string]*queueView, int, error)
 	}
 	views := make(map[string]*queueView, len(queues))
 	for _, q := range queues {
-		views[q.Name] = &queueView{queue: q, usage: corev1.ResourceList{}, usable: c.opts.Profiles == nil || c.opts.Profiles.Has(q.Spec.Profile)}
+		usable := c.opts.Profiles == nil || c.opts.Profiles.Has(q.Spec.Profile)
+		if q.Spec.External != nil {
+			usable = c.opts.ExternalQueues
+		}
+		views[q.Name] = &queueView{queue: q, usage: corev1.ResourceList{}, usable: usable}
 	}
 	totalAdmitted := 0
 	for name, v := range views {
-		objs, err := c.pods.ByIndex(queueIndex, name)
+		objs, err := c.pods.ByIndex(routing.QueueIndex, name)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -614,7 +610,13 @@ func (c *Controller) recordStatus(views map[string]*queueView) {
 		}
 		gen := v.queue.Generation
 		missing := !v.usable
-		setCondition(&st, v1alpha1.QueueProfileMissing, missing, "ProfileMissing", fmt.Sprintf("no scheduler profile named %q is configured; pods are held", v.queue.Spec.Profile), "ProfileFound", "the profile is configured", gen)
+		if v.queue.Spec.External != nil {
+			setCondition(&st, v1alpha1.QueueProfileMissing, missing, "BrokerNotConfigured",
+				fmt.Sprintf("external queue %q needs a broker: start switchyard-coordinator with --amqp-url; pods are held", v.queue.Spec.External.AMQPQueue),
+				"BrokerConfigured", "admitted pods are published to the external scheduler's queue", gen)
+		} else {
+			setCondition(&st, v1alpha1.QueueProfileMissing, missing, "ProfileMissing", fmt.Sprintf("no scheduler profile named %q is configured; pods are held", v.queue.Spec.Profile), "ProfileFound", "the profile is configured", gen)
+		}
 		dup := v.queue.Spec.Default && defaults > 1
 		setCondition(&st, v1alpha1.QueueDuplicateDefault, dup, "DuplicateDefault", "more than one Queue has spec.default=true; the oldest one receives unlabelled pods", "SingleDefault", "at most one default Queue", gen)
 		ready := !missing && !dup

@@ -239,6 +239,13 @@ func (b *AMQP) Declare(_ context.Context, t Topology) error {
 	return declare(conn, t)
 }
 
+// Forget stops re-declaring the topology's queues and bindings.
+func (b *AMQP) Forget(t Topology) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.topology = b.topology.without(t)
+}
+
 // waitConnected returns the live connection and its publishing channel.
 func (b *AMQP) waitConnected(ctx context.Context) (*amqp.Connection, *amqp.Channel, chan amqp.Return, error) {
 	for {

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -29,6 +30,10 @@ type Broker interface {
 	// Declare adds topology; it is declared now and again after every
 	// reconnect.
 	Declare(ctx context.Context, topology Topology) error
+	// Forget stops re-declaring the queues and bindings named in topology
+	// after reconnects (their owner, say a Queue, is gone). It deletes
+	// nothing on the broker: consumers may still be draining.
+	Forget(topology Topology)
 	// Close stops the broker connection; running Consume calls return.
 	Close() error
 }
@@ -180,4 +185,25 @@ func (t Topology) validate() error {
 		}
 	}
 	return nil
+}
+
+// without returns t minus the queues, bindings and exchanges named in o.
+func (t Topology) without(o Topology) Topology {
+	var out Topology
+	for _, e := range t.Exchanges {
+		if !slices.ContainsFunc(o.Exchanges, func(x Exchange) bool { return x.Name == e.Name }) {
+			out.Exchanges = append(out.Exchanges, e)
+		}
+	}
+	for _, q := range t.Queues {
+		if !slices.ContainsFunc(o.Queues, func(x Queue) bool { return x.Name == q.Name }) {
+			out.Queues = append(out.Queues, q)
+		}
+	}
+	for _, bd := range t.Bindings {
+		if !slices.Contains(o.Bindings, bd) {
+			out.Bindings = append(out.Bindings, bd)
+		}
+	}
+	return out
 }

@@ -82,6 +82,9 @@ func (b *InProcess) declareQueue(q Queue) {
 	b.queues[q.Name] = &memQueue{spec: q, ready: make(chan struct{}, 1)}
 }
 
+// Forget is a no-op: nothing is re-declared in process.
+func (b *InProcess) Forget(Topology) {}
+
 // Publish routes the message to every bound queue at once.
 func (b *InProcess) Publish(_ context.Context, exchange, key string, msg Message) error {
 	if msg.ID == "" {

@@ -83,7 +83,11 @@ func PrintQueues(w io.Writer, queues []v1alpha1.Queue, output string, now time.T
 				}
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s", name, q.Spec.Profile, q.Status.Pending, q.Status.Admitted, q.Status.Scheduled, oldest, ready)
+		profile := q.Spec.Profile
+		if q.Spec.External != nil {
+			profile = "external:" + q.Spec.External.AMQPQueue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s", name, profile, q.Status.Pending, q.Status.Admitted, q.Status.Scheduled, oldest, ready)
 		if output == "wide" {
 			fmt.Fprintf(tw, "\t%d\t%d\t%s", q.Spec.Priority, q.Spec.Weight, limits(q.Spec))
 		}

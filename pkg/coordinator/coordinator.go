@@ -30,6 +30,9 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/switchyard-sched/switchyard/pkg/admission"
+	"github.com/switchyard-sched/switchyard/pkg/broker"
+	"github.com/switchyard-sched/switchyard/pkg/decisions"
+	"github.com/switchyard-sched/switchyard/pkg/dispatch"
 	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
 	syinformers "github.com/switchyard-sched/switchyard/pkg/generated/informers/externalversions"
 	"github.com/switchyard-sched/switchyard/pkg/routing"
@@ -54,6 +57,13 @@ type Options struct {
 	Profiling bool
 	// Registry receives the metrics; a new one when nil.
 	Registry *prometheus.Registry
+	// AMQPURL connects the coordinator to RabbitMQ: external queues publish
+	// their admitted pods there, and every decision goes to the decision
+	// stream. Empty: no broker; Queues with spec.external are not usable.
+	AMQPURL string
+	// DecisionExchange is the decision stream's topic exchange;
+	// decisions.DefaultExchange when empty.
+	DecisionExchange string
 }
 
 // DefaultProfiles are the profiles manifests/scheduler ships.
@@ -77,6 +87,18 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	metrics := admission.NewMetrics(reg)
+	var b broker.Broker
+	if opts.AMQPURL != "" {
+		dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		amqpBroker, err := broker.DialAMQP(dialCtx, broker.AMQPOptions{URL: opts.AMQPURL, Name: "switchyard-coordinator", Metrics: broker.NewMetrics(reg)})
+		cancel()
+		if err != nil {
+			return err
+		}
+		defer func() { _ = amqpBroker.Close() }()
+		b = amqpBroker
+	}
+	dispatchMetrics, decisionMetrics := dispatch.NewMetrics(reg), decisions.NewMetrics(reg)
 	var ready atomic.Bool
 	if opts.ServeAddress != "" {
 		srv, err := serve(ctx, opts.ServeAddress, reg, &ready, opts.Profiling)
@@ -86,7 +108,7 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 		defer srv.Close()
 	}
 	run := func(ctx context.Context) {
-		if err := runControllers(ctx, client, sy, metrics, opts, &ready); err != nil {
+		if err := runControllers(ctx, client, sy, controllerMetrics{metrics, dispatchMetrics, decisionMetrics}, b, opts, &ready); err != nil {
 			logger.Error(err, "Coordinator controllers stopped")
 		}
 	}
@@ -130,7 +152,15 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 	return nil
 }
 
-func runControllers(ctx context.Context, client kubernetes.Interface, sy versioned.Interface, metrics *admission.Metrics, opts Options, ready *atomic.Bool) error {
+// controllerMetrics are created once per Run, so that leading twice in one
+// process does not register them twice.
+type controllerMetrics struct {
+	admission *admission.Metrics
+	dispatch  *dispatch.Metrics
+	decisions *decisions.Metrics
+}
+
+func runControllers(ctx context.Context, client kubernetes.Interface, sy versioned.Interface, metrics controllerMetrics, b broker.Broker, opts Options, ready *atomic.Bool) error {
 	logger := klog.FromContext(ctx)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	syFactory := syinformers.NewSharedInformerFactory(sy, 0)
@@ -151,9 +181,19 @@ func runControllers(ctx context.Context, client kubernetes.Interface, sy version
 		profiles = sets.New(DefaultProfiles...)
 	}
 	admitter, err := admission.New(client, sy, pods.Informer(), queues.Informer(), queues.Lister(), recorder,
-		metrics, admission.Options{MaxAdmittedTotal: opts.MaxAdmittedTotal, Profiles: profiles})
+		metrics.admission, admission.Options{MaxAdmittedTotal: opts.MaxAdmittedTotal, Profiles: profiles, ExternalQueues: b != nil})
 	if err != nil {
 		return err
+	}
+	var dispatcher *dispatch.Dispatcher
+	var stream *decisions.Stream
+	if b != nil {
+		if dispatcher, err = dispatch.New(b, pods.Informer(), queues.Informer(), queues.Lister(), metrics.dispatch); err != nil {
+			return err
+		}
+		if stream, err = decisions.New(ctx, b, opts.DecisionExchange, pods.Informer(), metrics.decisions); err != nil {
+			return err
+		}
 	}
 	factory.Start(ctx.Done())
 	syFactory.Start(ctx.Done())
@@ -163,13 +203,18 @@ func runControllers(ctx context.Context, client kubernetes.Interface, sy version
 	logger.Info("Caches synced; coordinating")
 	ready.Store(true)
 	defer ready.Store(false)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		router.Run(ctx)
-	}()
+	var wg sync.WaitGroup
+	for _, run := range []func(context.Context){router.Run} {
+		wg.Add(1)
+		go func() { defer wg.Done(); run(ctx) }()
+	}
+	if b != nil {
+		wg.Add(2)
+		go func() { defer wg.Done(); dispatcher.Run(ctx) }()
+		go func() { defer wg.Done(); stream.Run(ctx) }()
+	}
 	admitter.Run(ctx)
-	<-done
+	wg.Wait()
 	factory.Shutdown()
 	syFactory.Shutdown()
 	return nil

@@ -46,7 +46,7 @@ func Routes(queues []*v1alpha1.Queue) (routes []Route, defaultRoute Route) {
 		if q.DeletionTimestamp != nil {
 			continue
 		}
-		routes = append(routes, Route{Queue: q.Name, Profile: q.Spec.Profile, Gated: q.Spec.HasLimits()})
+		routes = append(routes, Route{Queue: q.Name, Profile: q.Spec.SchedulerName(), Gated: q.Spec.HasLimits()})
 		if q.Spec.Default {
 			defaults = append(defaults, q)
 		}
@@ -57,7 +57,7 @@ func Routes(queues []*v1alpha1.Queue) (routes []Route, defaultRoute Route) {
 		// and reported on both Queues; until fixed, the oldest one wins.
 		sort.Slice(defaults, func(i, j int) bool { return olderThan(defaults[i], defaults[j]) })
 		d := defaults[0]
-		defaultRoute = Route{Queue: d.Name, Profile: d.Spec.Profile, Gated: d.Spec.HasLimits()}
+		defaultRoute = Route{Queue: d.Name, Profile: d.Spec.SchedulerName(), Gated: d.Spec.HasLimits()}
 	}
 	return routes, defaultRoute
 }

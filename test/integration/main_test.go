@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"k8s.io/klog/v2"
 
 	coordinatorpkg "github.com/switchyard-sched/switchyard/pkg/coordinator"
@@ -67,7 +69,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer scheduler.Stop()
-	if coordinator, err = cluster.StartCoordinator(ctx, coordinatorpkg.Options{}); err != nil {
+	defer deleteDecisionExchange()
+	if coordinator, err = cluster.StartCoordinator(ctx, coordinatorOptions(coordinatorpkg.Options{})); err != nil {
 		fmt.Fprintf(os.Stderr, "starting switchyard-coordinator: %v (logs: %s)\n", err, logFile.Name())
 		return 1
 	}
@@ -77,4 +80,37 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "component logs: %s\n", logFile.Name())
 	}
 	return code
+}
+
+// runID makes this run's names on the shared RabbitMQ unique.
+var runID = fmt.Sprintf("switchyard-it-%d", time.Now().UnixNano())
+
+// amqpURL is the RabbitMQ the tests use; CI starts one on these machines.
+func amqpURL() string {
+	if u := os.Getenv("SWITCHYARD_AMQP_URL"); u != "" {
+		return u
+	}
+	return "amqp://guest:guest@127.0.0.1:5672/"
+}
+
+// decisionExchange is this run's decision stream.
+var decisionExchange = runID + ".decisions"
+
+// coordinatorOptions completes a test's coordinator options with this
+// run's broker settings, as every coordinator of the run uses them.
+func coordinatorOptions(opts coordinatorpkg.Options) coordinatorpkg.Options {
+	opts.AMQPURL = amqpURL()
+	opts.DecisionExchange = decisionExchange
+	return opts
+}
+
+func deleteDecisionExchange() {
+	conn, err := amqp.Dial(amqpURL())
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	if ch, err := conn.Channel(); err == nil {
+		_ = ch.ExchangeDelete(decisionExchange, false, false)
+	}
 }

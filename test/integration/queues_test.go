@@ -405,7 +405,7 @@ func restartCoordinator(ctx context.Context, t *testing.T, opts *coordinatorpkg.
 		return
 	}
 	var err error
-	if coordinator, err = cluster.StartCoordinator(ctx, *opts); err != nil {
+	if coordinator, err = cluster.StartCoordinator(ctx, coordinatorOptions(*opts)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -488,7 +488,10 @@ func TestInvalidQueues(t *testing.T) {
 		spec v1alpha1.QueueSpec
 		want string
 	}{
-		{"empty-profile", v1alpha1.QueueSpec{}, "spec.profile"},
+		{"neither-profile-nor-external", v1alpha1.QueueSpec{}, "either a scheduler profile (spec.profile) or an external scheduler (spec.external), exactly one"},
+		{"profile-and-external", v1alpha1.QueueSpec{Profile: "switchyard", External: &v1alpha1.ExternalScheduler{AMQPQueue: "jobs"}}, "exactly one"},
+		{"reserved-amqp-queue", v1alpha1.QueueSpec{External: &v1alpha1.ExternalScheduler{AMQPQueue: "amq.jobs"}}, "RabbitMQ reserves"},
+		{"bad-amqp-queue", v1alpha1.QueueSpec{External: &v1alpha1.ExternalScheduler{AMQPQueue: "jobs queue"}}, "amqpQueue must start with a letter or digit"},
 		{"bad-profile", v1alpha1.QueueSpec{Profile: "Batch_Profile"}, "profile must be a scheduler name"},
 		{"negative-max", v1alpha1.QueueSpec{Profile: "switchyard", MaxAdmitted: ptr.To[int32](-1)}, "spec.maxAdmitted"},
 		{"zero-weight", v1alpha1.QueueSpec{Profile: "switchyard", Weight: -2}, "spec.weight"},

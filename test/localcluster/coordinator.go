@@ -85,8 +85,11 @@ func (c *Cluster) WaitForRouting(ctx context.Context, namespace, queue, profile 
 			last = err.Error()
 			return false, nil
 		}
-		last = created.Spec.SchedulerName
-		return created.Spec.SchedulerName == profile, nil
+		routedTo := created.Annotations[routing.RoutedQueueAnnotation]
+		last = fmt.Sprintf("schedulerName %q, routed to queue %q", created.Spec.SchedulerName, routedTo)
+		// The profile alone proves nothing for a queue whose profile is
+		// "switchyard" itself: the annotation shows the queue's route exists.
+		return created.Spec.SchedulerName == profile && (queue == "" || routedTo == queue), nil
 	})
 	if err != nil {
 		return fmt.Errorf("pods for queue %q are not routed to %q (last: %s): %w", queue, profile, last, err)

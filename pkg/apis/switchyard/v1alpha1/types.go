@@ -16,6 +16,10 @@ const (
 	// AdmissionGate is the scheduling gate that holds a pod of a queue with
 	// admission limits until the coordinator admits it.
 	AdmissionGate = "switchyard.io/admission"
+	// ExternalSchedulerName is the spec.schedulerName of pods of external
+	// queues: no in-cluster profile serves it, so only the external
+	// scheduler that consumes the queue's messages binds them.
+	ExternalSchedulerName = "switchyard-external"
 )
 
 // Queue is a line that pods wait in: it names the scheduler profile that
@@ -28,6 +32,7 @@ const (
 // +kubebuilder:resource:scope=Cluster,shortName=swq,categories=switchyard
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Profile",type=string,JSONPath=`.spec.profile`
+// +kubebuilder:printcolumn:name="External",type=string,JSONPath=`.spec.external.amqpQueue`,priority=1
 // +kubebuilder:printcolumn:name="Default",type=boolean,JSONPath=`.spec.default`,priority=1
 // +kubebuilder:printcolumn:name="Pending",type=integer,JSONPath=`.status.pending`
 // +kubebuilder:printcolumn:name="Admitted",type=integer,JSONPath=`.status.admitted`
@@ -44,14 +49,22 @@ type Queue struct {
 }
 
 // QueueSpec is what a platform team decides about a queue.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.profile) != has(self.external)",message="a Queue names either a scheduler profile (spec.profile) or an external scheduler (spec.external), exactly one"
 type QueueSpec struct {
 	// Profile is the scheduler profile (spec.schedulerName) that schedules
-	// this queue's pods, e.g. switchyard-batch.
-	// +required
+	// this queue's pods, e.g. switchyard-batch. Exactly one of profile and
+	// external is set.
+	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')",message="profile must be a scheduler name: lower-case letters, digits, '-' and '.'"
-	Profile string `json:"profile"`
+	Profile string `json:"profile,omitempty"`
+	// External hands the queue's admitted pods to a scheduler outside the
+	// cluster's profiles through a durable RabbitMQ queue (the coordinator
+	// needs --amqp-url). Its pods get schedulerName switchyard-external.
+	// +optional
+	External *ExternalScheduler `json:"external,omitempty"`
 
 	// Default makes this the queue of pods that carry no queue label or
 	// name a queue that does not exist. At most one Queue may be the default.
@@ -89,6 +102,35 @@ type QueueSpec struct {
 	// AdmissionRate caps how fast pods are admitted.
 	// +optional
 	AdmissionRate *AdmissionRate `json:"admissionRate,omitempty"`
+}
+
+// ExternalScheduler is where an external queue's pods are published.
+type ExternalScheduler struct {
+	// AMQPQueue is the durable RabbitMQ queue the external scheduler
+	// consumes; the coordinator declares it (with <name>.dead and
+	// <name>.retry) and publishes one message per admitted pod.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=200
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9][-A-Za-z0-9_.:]*$')",message="amqpQueue must start with a letter or digit and hold only letters, digits, '-', '_', '.' and ':'"
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('amq.')",message="amqpQueue must not start with 'amq.', which RabbitMQ reserves"
+	AMQPQueue string `json:"amqpQueue"`
+	// RepublishAfterSeconds: a pod still unbound this long after it was
+	// published is published again (the consumer skips duplicates).
+	// +optional
+	// +kubebuilder:default=30
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=86400
+	RepublishAfterSeconds int32 `json:"republishAfterSeconds,omitempty"`
+}
+
+// SchedulerName is the spec.schedulerName the routing policy gives the
+// queue's pods: its profile, or ExternalSchedulerName.
+func (s *QueueSpec) SchedulerName() string {
+	if s.External != nil {
+		return ExternalSchedulerName
+	}
+	return s.Profile
 }
 
 // AdmissionRate is a token bucket: pods are admitted at PodsPerSecond on

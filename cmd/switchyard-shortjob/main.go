@@ -1,0 +1,59 @@
+// Command switchyard-shortjob is a small external scheduler: it binds the
+// pods an external Queue publishes to a RabbitMQ queue. Run several
+// replicas on one queue for availability.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/switchyard-sched/switchyard/pkg/shortjob"
+)
+
+func main() {
+	var (
+		kubeconfig = flag.String("kubeconfig", "", "kubeconfig file; in-cluster configuration when empty")
+		queue      = flag.String("queue", "", "RabbitMQ queue to consume: the Queue's spec.external.amqpQueue (required)")
+		amqpURL    = flag.String("amqp-url", os.Getenv("SWITCHYARD_AMQP_URL"), "RabbitMQ URL (default $SWITCHYARD_AMQP_URL)")
+		prefetch   = flag.Int("prefetch", 16, "messages handled at once")
+		serveAddr  = flag.String("serve-address", ":8080", "address of /healthz, /readyz and /metrics")
+		qps        = flag.Float64("kube-api-qps", 100, "client QPS towards the API server")
+		burst      = flag.Int("kube-api-burst", 200, "client burst towards the API server")
+	)
+	klog.InitFlags(nil)
+	flag.Parse()
+	if *queue == "" || *amqpURL == "" || *prefetch < 1 {
+		fmt.Fprintln(os.Stderr, "switchyard-shortjob: --queue and --amqp-url are required and --prefetch must be at least 1")
+		os.Exit(2)
+	}
+	config, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "switchyard-shortjob:", err)
+		os.Exit(1)
+	}
+	config.QPS, config.Burst = float32(*qps), *burst
+	config.UserAgent = "switchyard-shortjob"
+	client, err := kubernetes.NewForConfig(config)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "switchyard-shortjob:", err)
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx = klog.NewContext(ctx, klog.Background())
+	host, _ := os.Hostname()
+	if err := shortjob.Run(ctx, client, shortjob.Options{
+		Queue: *queue, AMQPURL: *amqpURL, Prefetch: *prefetch, ServeAddress: *serveAddr, Identity: "switchyard-shortjob/" + host,
+	}); err != nil {
+		klog.Background().Error(err, "Short-job scheduler failed")
+		os.Exit(1)
+	}
+}
