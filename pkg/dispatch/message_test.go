@@ -26,7 +26,7 @@ func TestDecodeRefuses(t *testing.T) {
 	for body, want := range map[string]string{
 		`{not json`: "not a pod dispatch message",
 		`{"apiVersion":"switchyard.io/dispatch/v9","uid":"u","namespace":"n","name":"p"}`: "apiVersion",
-		`{"apiVersion":"switchyard.io/dispatch/v1","namespace":"n","name":"p"}`:             "lacks",
+		`{"apiVersion":"switchyard.io/dispatch/v1","namespace":"n","name":"p"}`:           "lacks",
 	} {
 		if _, err := Decode([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Decode(%s) = %v, want an error mentioning %q", body, err, want)
