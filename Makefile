@@ -40,7 +40,8 @@ BENCH_FLAGS ?= -nodes 100,1000 -pods 1000 -rounds 2
 
 ## bench: Switchyard vs upstream kube-scheduler on the real control plane, side by side, with ratios (BENCH_FLAGS to size it)
 bench: tools
-	$(GO) build -trimpath -o _output/bin/ ./cmd/switchyard-scheduler ./cmd/switchyard-coordinator
+	$(GO) build -trimpath -o _output/bin/ ./cmd/switchyard-scheduler ./cmd/switchyard-coordinator ./cmd/switchyard-shortjob
+	$(GO) test -run '^$$' -bench PublishConfirmed -benchtime 5000x ./pkg/broker | tee _output/bench-broker.txt
 	KUBEBUILDER_ASSETS="$$(hack/build-tools.sh)" $(GO) run ./test/perf $(BENCH_FLAGS)
 
 ## demo: local control plane, simulated nodes, the scheduler and a mixed workload (DEMO_FLAGS=--keep to leave it running)

@@ -25,7 +25,7 @@ func amqpURL() string {
 
 // testTopology names everything uniquely per test, so runs never share
 // state on the broker.
-func testTopology(t *testing.T) (Topology, string, string) {
+func testTopology() (Topology, string, string) {
 	prefix := fmt.Sprintf("switchyard-test-%d-%s", time.Now().UnixNano(), newID()[:6])
 	exchange, queue := prefix+".events", prefix+".work"
 	return Topology{
@@ -36,7 +36,7 @@ func testTopology(t *testing.T) (Topology, string, string) {
 }
 
 // deleteTopology removes what a test declared on RabbitMQ.
-func deleteTopology(t *testing.T, topo Topology) {
+func deleteTopology(t testing.TB, topo Topology) {
 	conn, err := amqp.Dial(amqpURL())
 	if err != nil {
 		t.Errorf("cleaning up RabbitMQ: %v", err)
@@ -123,7 +123,7 @@ func TestBroker(t *testing.T) {
 		t.Run(impl.name, func(t *testing.T) {
 			t.Run("routes by topic and refuses unroutable", func(t *testing.T) {
 				_, ctx := ktesting.NewTestContext(t)
-				topo, exchange, queue := testTopology(t)
+				topo, exchange, queue := testTopology()
 				b := impl.open(t, topo)
 				if err := b.Publish(ctx, exchange, "pods.created", Message{ID: "m1", Body: []byte("one")}); err != nil {
 					t.Fatal(err)
@@ -145,7 +145,7 @@ func TestBroker(t *testing.T) {
 			})
 			t.Run("retries after a delay and dead-letters permanent failures", func(t *testing.T) {
 				_, ctx := ktesting.NewTestContext(t)
-				topo, exchange, queue := testTopology(t)
+				topo, exchange, queue := testTopology()
 				b := impl.open(t, topo)
 				var got, dead received
 				ctx, cancel := context.WithCancel(ctx)
@@ -197,7 +197,7 @@ func TestBroker(t *testing.T) {
 // dies after receiving, before acknowledging, loses nothing.
 func TestRabbitMQRedeliversWhatADeadConsumerHeld(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
-	topo, exchange, queue := testTopology(t)
+	topo, exchange, queue := testTopology()
 	impl := implementations()[1]
 	first := impl.open(t, topo).(*AMQP)
 	second := impl.open(t, topo).(*AMQP)
@@ -233,7 +233,7 @@ func TestRabbitMQSurvivesDroppedConnections(t *testing.T) {
 		t.Skip("rabbitmqctl not found: cannot drop the broker's connections from here")
 	}
 	_, ctx := ktesting.NewTestContext(t)
-	topo, exchange, queue := testTopology(t)
+	topo, exchange, queue := testTopology()
 	b := implementations()[1].open(t, topo).(*AMQP)
 	seen := map[string]int{}
 	var mu sync.Mutex

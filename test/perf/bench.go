@@ -41,11 +41,16 @@ var upstreamConfig = []byte("apiVersion: kubescheduler.config.k8s.io/v1\nkind: K
 var benchQueues = []struct {
 	name, profile string
 	def           bool
+	external      bool
 }{
-	{"perf-general", "switchyard", true},
-	{"perf-batch", "switchyard-batch", false},
-	{"perf-latency", "switchyard-latency", false},
+	{"perf-general", "switchyard", true, false},
+	{"perf-batch", "switchyard-batch", false, false},
+	{"perf-latency", "switchyard-latency", false, false},
+	{"perf-external", v1alpha1.ExternalSchedulerName, false, true},
 }
+
+// externalAMQPQueue is the RabbitMQ queue of perf-external, unique per run.
+var externalAMQPQueue = fmt.Sprintf("switchyard-perf-%d.external", time.Now().UnixNano())
 
 type bench struct {
 	cfg     config
@@ -85,6 +90,9 @@ func (b *bench) workload(ctx context.Context, name string, nodes int) ([]Result,
 	case "calcset":
 		// The same pods in switchyard-batch, without and with set labels.
 		variants = []string{"plain", "calcset"}
+	case "external":
+		// The same routed pods, to a profile or to an external queue.
+		variants = []string{"profile", "external"}
 	}
 	runs := map[string][]Run{}
 	for round := range b.cfg.rounds {
@@ -116,7 +124,7 @@ func (b *bench) workload(ctx context.Context, name string, nodes int) ([]Result,
 func (b *bench) schedule(ctx context.Context, workload, variant string, nodes int) (Run, error) {
 	var run Run
 	var coordinator *localcluster.Process
-	if variant == "routed" {
+	if variant == "routed" || workload == "external" {
 		var err error
 		if coordinator, err = b.startCoordinator(ctx); err != nil {
 			return run, err
@@ -143,6 +151,14 @@ func (b *bench) schedule(ctx context.Context, workload, variant string, nodes in
 		return run, err
 	}
 	defer scheduler.Stop()
+	// What binds the pods: the external variant's scheduler is shortjob.
+	binder := scheduler
+	if variant == "external" {
+		if binder, err = b.startShortJob(ctx); err != nil {
+			return run, err
+		}
+		defer binder.Stop()
+	}
 
 	pods := b.pods(workload, variant, nodes)
 	bound, stop, err := b.observeBinds(ctx)
@@ -150,7 +166,7 @@ func (b *bench) schedule(ctx context.Context, workload, variant string, nodes in
 		return run, err
 	}
 	defer stop()
-	usage := b.snapshotUsage(scheduler, coordinator)
+	usage := b.snapshotUsage(binder, coordinator)
 	created, createSecs, err := b.create(ctx, pods)
 	if err != nil {
 		return run, err
@@ -158,7 +174,7 @@ func (b *bench) schedule(ctx context.Context, workload, variant string, nodes in
 	if err := waitAll(ctx, bound, len(pods), 10*time.Minute); err != nil {
 		return run, err
 	}
-	run = usage.delta(b, scheduler, coordinator, len(pods))
+	run = usage.delta(b, binder, coordinator, len(pods))
 	run.CreatePerSec = float64(len(pods)) / createSecs
 	bindTimes := bound.times()
 	fillThroughput(&run, created, bindTimes)
@@ -190,6 +206,12 @@ func (b *bench) pods(workload, variant string, nodes int) []*corev1.Pod {
 			if workload == "queues-mix" {
 				spec.Labels[v1alpha1.QueueLabel] = benchQueues[i%3].name
 			}
+		case "profile":
+			spec.SchedulerName = v1alpha1.RouterSchedulerName
+			spec.Labels[v1alpha1.QueueLabel] = "perf-batch"
+		case "external":
+			spec.SchedulerName = v1alpha1.RouterSchedulerName
+			spec.Labels[v1alpha1.QueueLabel] = "perf-external"
 		case "plain":
 			spec.SchedulerName = "switchyard-batch"
 		case "calcset":
@@ -401,7 +423,7 @@ func (b *bench) startCoordinator(ctx context.Context) (*localcluster.Process, er
 	for _, q := range benchQueues {
 		_, err := sy.SwitchyardV1alpha1().Queues().Create(ctx, &v1alpha1.Queue{
 			ObjectMeta: metav1.ObjectMeta{Name: q.name},
-			Spec:       v1alpha1.QueueSpec{Profile: q.profile, Default: q.def},
+			Spec:       queueSpec(q.profile, q.def, q.external),
 		}, metav1.CreateOptions{})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return nil, err
@@ -415,5 +437,26 @@ func (b *bench) startCoordinator(ctx context.Context) (*localcluster.Process, er
 	return b.cluster.StartProcess(ctx, "coordinator", b.cfg.coordinator, []string{
 		"--kubeconfig=" + b.cluster.KubeconfigPath, "--leader-elect=false", "--serve-address=" + addr,
 		"--kube-api-qps=1000", "--kube-api-burst=2000", "--profiling",
+		"--amqp-url=" + b.cfg.amqpURL, "--decision-exchange=" + externalAMQPQueue + ".decisions",
+	}, "http://"+addr+"/readyz")
+}
+
+func queueSpec(profile string, def, external bool) v1alpha1.QueueSpec {
+	if external {
+		return v1alpha1.QueueSpec{External: &v1alpha1.ExternalScheduler{AMQPQueue: externalAMQPQueue}}
+	}
+	return v1alpha1.QueueSpec{Profile: profile, Default: def}
+}
+
+// startShortJob runs one switchyard-shortjob process on the external queue.
+func (b *bench) startShortJob(ctx context.Context) (*localcluster.Process, error) {
+	port, err := localcluster.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	return b.cluster.StartProcess(ctx, "shortjob", b.cfg.shortjob, []string{
+		"--kubeconfig=" + b.cluster.KubeconfigPath, "--serve-address=" + addr, "--queue=" + externalAMQPQueue,
+		"--amqp-url=" + b.cfg.amqpURL, "--kube-api-qps=1000", "--kube-api-burst=2000", "--prefetch=32",
 	}, "http://"+addr+"/readyz")
 }

@@ -18,7 +18,10 @@
 // The admission workload measures the coordinator removing gates against
 // the same PATCHes sent raw by this driver with as many workers. The
 // calcset workload schedules the same pods in switchyard-batch without
-// (plain) and with calculation-set labels, sets of 8 (calcset).
+// (plain) and with calculation-set labels, sets of 8 (calcset). The
+// external workload routes the same pods through the coordinator either to
+// the switchyard-batch profile (profile) or to an external queue on
+// RabbitMQ bound by one switchyard-shortjob process (external).
 package main
 
 import (
@@ -33,7 +36,10 @@ import (
 	"strings"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"k8s.io/klog/v2"
+
+	"github.com/switchyard-sched/switchyard/pkg/broker"
 
 	"github.com/switchyard-sched/switchyard/test/localcluster"
 )
@@ -45,6 +51,8 @@ type config struct {
 	workloads    []string
 	switchyard   string
 	coordinator  string
+	shortjob     string
+	amqpURL      string
 	outDir       string
 	schedulerQPS float32
 }
@@ -52,11 +60,13 @@ type config struct {
 func main() {
 	var cfg config
 	nodes := flag.String("nodes", "100,1000", "comma-separated node counts (add 5000 on a big machine)")
-	workloads := flag.String("workloads", "basic,anti-affinity,topology-spread,queues-mix,admission,calcset", "comma-separated workloads")
+	workloads := flag.String("workloads", "basic,anti-affinity,topology-spread,queues-mix,admission,calcset,external", "comma-separated workloads")
 	flag.IntVar(&cfg.pods, "pods", 1000, "pods per run")
 	flag.IntVar(&cfg.rounds, "rounds", 2, "rounds per workload; variants alternate within each round")
 	flag.StringVar(&cfg.switchyard, "switchyard-scheduler", "_output/bin/switchyard-scheduler", "switchyard-scheduler binary")
 	flag.StringVar(&cfg.coordinator, "switchyard-coordinator", "_output/bin/switchyard-coordinator", "switchyard-coordinator binary")
+	flag.StringVar(&cfg.shortjob, "switchyard-shortjob", "_output/bin/switchyard-shortjob", "switchyard-shortjob binary (external workload)")
+	flag.StringVar(&cfg.amqpURL, "amqp-url", envOr("SWITCHYARD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), "RabbitMQ for the external workload")
 	flag.StringVar(&cfg.outDir, "out", "_output/bench", "folder for results.json and results.md")
 	qps := flag.Float64("scheduler-qps", 1000, "client QPS (and half the burst) of every scheduler; upstream's default of 50 would cap binds at 50/s")
 	klog.InitFlags(nil)
@@ -93,6 +103,7 @@ func main() {
 }
 
 func run(cfg config) (*Report, error) {
+	defer deleteBrokerObjects(cfg.amqpURL)
 	ctx := klog.NewContext(context.Background(), klog.Background())
 	cluster, err := localcluster.Start(ctx, localcluster.Options{QPS: 5000, Burst: 5000,
 		APIServerArgs: map[string]string{"max-requests-inflight": "2000", "max-mutating-requests-inflight": "1000"}})
@@ -145,4 +156,29 @@ func write(dir string, r *Report) error {
 	fmt.Print(md)
 	fmt.Printf("\nwrote %s and %s\n", filepath.Join(dir, "results.json"), filepath.Join(dir, "results.md"))
 	return os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644)
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// deleteBrokerObjects removes what the external workload declared on
+// RabbitMQ, so runs leave nothing behind.
+func deleteBrokerObjects(url string) {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return
+	}
+	for _, q := range []string{externalAMQPQueue, broker.DeadLetterQueue(externalAMQPQueue), broker.RetryQueue(externalAMQPQueue)} {
+		_, _ = ch.QueueDelete(q, false, false, false)
+	}
+	_ = ch.ExchangeDelete(externalAMQPQueue+".decisions", false, false)
 }

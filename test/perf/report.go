@@ -111,7 +111,7 @@ func (r *Report) Markdown() string {
 			res.Workload, res.Nodes, res.Variant, m.ThroughputAvg, m.ThroughputP50, m.ThroughputP90, m.ThroughputP99,
 			m.LatencyP50Ms, m.LatencyP99Ms, m.CreatePerSec, m.SchedulerCPUPer1k, m.APIServerCPUPer1k, m.SchedulerPeakMB, res.Ratio)
 	}
-	b.WriteString("\nBaselines: `upstream` (kube-scheduler, default configuration) for scheduling workloads; `raw-patch` (this driver removing the same gates with as many workers) for admission; `plain` (the same pods without set labels, switchyard-batch) for calcset (sets of 8, all or nothing, node locality). ")
+	b.WriteString("\nBaselines: `upstream` (kube-scheduler, default configuration) for scheduling workloads; `raw-patch` (this driver removing the same gates with as many workers) for admission; `plain` (the same pods without set labels, switchyard-batch) for calcset (sets of 8, all or nothing, node locality); `profile` (routed to switchyard-batch) for external (routed to a RabbitMQ queue, bound by switchyard-shortjob; its CPU is in the scheduler column). ")
 	b.WriteString("`direct`: switchyard-scheduler, pods name a profile. `routed`: pods name `switchyard` plus a queue label and the API server's MutatingAdmissionPolicy routes them (coordinator running). ")
 	b.WriteString("Throughput percentiles are over one-second samples of pods bound; no simulated kubelets run during measurement.\n")
 	return b.String()
