@@ -104,13 +104,16 @@ func coordinatorOptions(opts coordinatorpkg.Options) coordinatorpkg.Options {
 	return opts
 }
 
-func deleteDecisionExchange() {
+func deleteDecisionExchange() { deleteExchange(decisionExchange) }
+
+// deleteExchange removes an exchange this run declared on RabbitMQ.
+func deleteExchange(name string) {
 	conn, err := amqp.Dial(amqpURL())
 	if err != nil {
 		return
 	}
 	defer conn.Close()
 	if ch, err := conn.Channel(); err == nil {
-		_ = ch.ExchangeDelete(decisionExchange, false, false)
+		_ = ch.ExchangeDelete(name, false, false)
 	}
 }

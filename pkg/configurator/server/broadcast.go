@@ -1,0 +1,138 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/switchyard-sched/switchyard/pkg/broker"
+	"github.com/switchyard-sched/switchyard/pkg/configurator"
+)
+
+// Broadcaster delivers a change to a service's replicas. Two exist: over
+// RabbitMQ (a topic exchange, one exclusive queue per replica) and over
+// HTTP (the configurator pushes to each replica with retries).
+type Broadcaster interface {
+	// Broadcast delivers change to targets, the healthy replicas it is for.
+	Broadcast(ctx context.Context, change configurator.Change, targets []Target) error
+	// Describe tells a registering replica how to receive changes.
+	Describe(service string, podNumber int) (exchange string, keys []string)
+}
+
+// Target is one replica a change goes to.
+type Target struct {
+	PodNumber int
+	Address   string
+}
+
+// AMQPBroadcaster publishes changes to a topic exchange with routing key
+// <service>.<podNumber> (or <service>.all); each replica binds its own
+// exclusive queue to both and decides itself what is meant for it.
+type AMQPBroadcaster struct {
+	Broker   broker.Broker
+	Exchange string
+}
+
+// NewAMQPBroadcaster declares the exchange.
+func NewAMQPBroadcaster(ctx context.Context, b broker.Broker, exchange string) (*AMQPBroadcaster, error) {
+	if err := b.Declare(ctx, broker.Topology{Exchanges: []broker.Exchange{{Name: exchange, Kind: "topic"}}}); err != nil {
+		return nil, err
+	}
+	return &AMQPBroadcaster{Broker: b, Exchange: exchange}, nil
+}
+
+// Broadcast publishes once; the broker fans out. A change no replica is
+// bound for (unroutable) is not an error: nobody is listening yet.
+func (a *AMQPBroadcaster) Broadcast(ctx context.Context, change configurator.Change, _ []Target) error {
+	body, err := json.Marshal(change)
+	if err != nil {
+		return err
+	}
+	err = a.Broker.Publish(ctx, a.Exchange, configurator.RoutingKey(change.Snapshot.Service, change.Target), broker.Message{
+		ContentType: "application/json", Type: "switchyard.io/config-change", Body: body,
+	})
+	if err != nil && !isUnroutable(err) {
+		return err
+	}
+	return nil
+}
+
+// Describe names the exchange and the keys a replica binds.
+func (a *AMQPBroadcaster) Describe(service string, podNumber int) (string, []string) {
+	return a.Exchange, []string{configurator.RoutingKey(service, nil), configurator.RoutingKey(service, &podNumber)}
+}
+
+// HTTPBroadcaster pushes changes to each targeted replica with retries.
+type HTTPBroadcaster struct {
+	Client  *http.Client
+	Retries int
+	Backoff time.Duration
+}
+
+// Broadcast pushes to every target in parallel and reports the replicas
+// that did not take it after every retry.
+func (h *HTTPBroadcaster) Broadcast(ctx context.Context, change configurator.Change, targets []Target) error {
+	body, err := json.Marshal(change)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	var failed []int
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for _, t := range targets {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(t Target) {
+			defer func() { <-sem; wg.Done() }()
+			if err := h.push(ctx, t, body); err != nil {
+				mu.Lock()
+				failed = append(failed, t.PodNumber)
+				mu.Unlock()
+			}
+		}(t)
+	}
+	wg.Wait()
+	if len(failed) > 0 {
+		return fmt.Errorf("pod numbers %v did not take version %d after %d attempts; they get it from their next change or when they register again", failed, change.Snapshot.Version, h.Retries+1)
+	}
+	return nil
+}
+
+func (h *HTTPBroadcaster) push(ctx context.Context, t Target, body []byte) error {
+	backoff := h.Backoff
+	var last error
+	for attempt := 0; attempt <= h.Retries; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(backoff):
+			}
+			backoff *= 2
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.Address+configurator.DefaultPushPath, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := h.Client.Do(req)
+		if err != nil {
+			last = err
+			continue
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode/100 == 2 {
+			return nil
+		}
+		last = fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return last
+}
+
+// Describe: nothing to bind; changes come over HTTP.
+func (h *HTTPBroadcaster) Describe(string, int) (string, []string) { return "", nil }

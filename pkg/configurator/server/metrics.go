@@ -1,0 +1,40 @@
+package server
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	replicas        *prometheus.GaugeVec
+	registrations   *prometheus.CounterVec
+	broadcasts      *prometheus.CounterVec
+	broadcastErrors *prometheus.CounterVec
+	checkFailures   *prometheus.CounterVec
+	deliverySeconds prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		replicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchyard_configurator_replicas", Help: "Registered replicas, by service and state (healthy, pruned).",
+		}, []string{"service", "state"}),
+		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_configurator_registrations_total", Help: "Registrations (first and repeated), by service.",
+		}, []string{"service"}),
+		broadcasts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_configurator_broadcasts_total", Help: "Configuration changes broadcast, by service and scope (service, pod).",
+		}, []string{"service", "scope"}),
+		broadcastErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_configurator_broadcast_errors_total", Help: "Broadcasts that did not reach every target, by service.",
+		}, []string{"service"}),
+		checkFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_configurator_health_check_failures_total", Help: "Failed health checks, by service.",
+		}, []string{"service"}),
+		deliverySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "switchyard_configurator_delivery_seconds", Help: "From a change to a replica reporting it applied (seen at the next health check).",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.replicas, m.registrations, m.broadcasts, m.broadcastErrors, m.checkFailures, m.deliverySeconds)
+	}
+	return m
+}
