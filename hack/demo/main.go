@@ -2,7 +2,8 @@
 // and kube-apiserver built from vendor/, simulated nodes in two zones, the
 // scheduler with the shipped profiles, the coordinator with the example
 // Queues, and a small mixed workload that picks queues by label. It prints
-// where each pod landed and how long it waited, then stops (or, with
+// where each pod landed and how long it waited, then shows the configurator
+// sending one change to three replicas and one to pod number 1, then stops (or, with
 // --keep, waits for Ctrl-C and prints a kubeconfig to look around with).
 package main
 
@@ -187,6 +188,10 @@ func run(keep bool, nodeCount int, verbose bool) error {
 	}
 	fmt.Println("\n$ kubectl switchyard queues")
 	if err := cli.PrintQueues(os.Stdout, list.Items, "wide", time.Now()); err != nil {
+		return err
+	}
+
+	if err := demoConfigurator(ctx, cluster); err != nil {
 		return err
 	}
 

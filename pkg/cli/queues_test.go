@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
+	"github.com/switchyard-sched/switchyard/pkg/configurator"
 )
 
 func TestPrintQueues(t *testing.T) {
@@ -57,5 +58,28 @@ func TestPrintQueues(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `"profile": "switchyard-batch"`) {
 		t.Errorf("json output lacks the profile:\n%s", out.String())
+	}
+}
+
+func TestPrintReplicasAndServices(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	var b strings.Builder
+	err := PrintReplicas(&b, []configurator.ReplicaInfo{
+		{PodNumber: 1, Pod: "web-b", State: configurator.StatePruned, Failures: 2, LastSeen: now.Add(-30 * time.Second), AppliedVersion: 4},
+		{PodNumber: 0, Pod: "web-a", State: configurator.StateHealthy, LastSeen: now.Add(-time.Second), AppliedVersion: 5},
+	}, "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], "0 ") || !strings.Contains(lines[2], "pruned") || !strings.Contains(lines[2], "30s ago") {
+		t.Errorf("replicas table:\n%s", b.String())
+	}
+	b.Reset()
+	if err := PrintServices(&b, []configurator.ServiceInfo{{Name: "web", Replicas: 2, Healthy: 1, Pruned: 1, Version: 5}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "web") || !strings.Contains(b.String(), "VERSION") {
+		t.Errorf("services table:\n%s", b.String())
 	}
 }

@@ -13,7 +13,7 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	flags := genericclioptions.NewConfigFlags(true)
 	cmd := &cobra.Command{
 		Use:           "kubectl-switchyard",
-		Short:         "Inspect Switchyard queues",
+		Short:         "Inspect Switchyard queues; read and change services' runtime configuration",
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
@@ -21,5 +21,6 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	cmd.SetOut(streams.Out)
 	cmd.SetErr(streams.ErrOut)
 	cmd.AddCommand(newQueuesCommand(flags, streams))
+	addConfiguratorCommands(cmd, streams)
 	return cmd
 }

@@ -1,0 +1,223 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/switchyard-sched/switchyard/pkg/configurator"
+)
+
+// configuratorFlags reach switchyard-configurator: its URL (e.g. through
+// `kubectl -n switchyard-system port-forward svc/switchyard-configurator
+// 8090`) and a bearer token for writes.
+type configuratorFlags struct {
+	url, token string
+}
+
+func (f *configuratorFlags) add(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&f.url, "configurator-url", envOr("SWITCHYARD_CONFIGURATOR_URL", "http://127.0.0.1:8090"), "URL of switchyard-configurator (env SWITCHYARD_CONFIGURATOR_URL)")
+	cmd.PersistentFlags().StringVar(&f.token, "configurator-token", os.Getenv("SWITCHYARD_CONFIGURATOR_TOKEN"), "bearer token for changes (env SWITCHYARD_CONFIGURATOR_TOKEN)")
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (f *configuratorFlags) call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(f.url, "/")+path, body)
+	if err != nil {
+		return err
+	}
+	if f.token != "" {
+		req.Header.Set("Authorization", "Bearer "+f.token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("reaching switchyard-configurator at %s: %w", f.url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		var e configurator.Error
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return fmt.Errorf("switchyard-configurator: HTTP %d: %s", resp.StatusCode, e.Error)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func addConfiguratorCommands(root *cobra.Command, streams genericiooptions.IOStreams) {
+	var flags configuratorFlags
+	var output string
+	checkOutput := func() error {
+		if output != "" && output != "json" {
+			return fmt.Errorf("--output must be json, not %q", output)
+		}
+		return nil
+	}
+	services := &cobra.Command{
+		Use:   "services",
+		Short: "Services registered with switchyard-configurator: replicas by state and configuration version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(); err != nil {
+				return err
+			}
+			var out []configurator.ServiceInfo
+			if err := flags.call(cmd.Context(), http.MethodGet, configurator.ServicesPath, nil, &out); err != nil {
+				return err
+			}
+			return PrintServices(streams.Out, out, output)
+		},
+	}
+	pods := &cobra.Command{
+		Use:   "pods SERVICE",
+		Short: "Replicas of a service: pod number, pod, state, failures, last seen, applied version",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(); err != nil {
+				return err
+			}
+			var out []configurator.ReplicaInfo
+			if err := flags.call(cmd.Context(), http.MethodGet, configurator.ServicesPath+"/"+args[0]+"/replicas", nil, &out); err != nil {
+				return err
+			}
+			return PrintReplicas(streams.Out, out, output, time.Now())
+		},
+	}
+	var pod int
+	config := &cobra.Command{Use: "config", Short: "Get or set a service's runtime configuration"}
+	get := &cobra.Command{
+		Use:   "get SERVICE [--pod N]",
+		Short: "The configuration of a service, or what pod number N sees",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(); err != nil {
+				return err
+			}
+			var snap configurator.Snapshot
+			if err := flags.call(cmd.Context(), http.MethodGet, configurator.ServicesPath+"/"+args[0]+"/config", nil, &snap); err != nil {
+				return err
+			}
+			values := snap.Values
+			if cmd.Flags().Changed("pod") {
+				values = snap.For(pod)
+			}
+			return PrintConfig(streams.Out, snap.Version, values, output)
+		},
+	}
+	set := &cobra.Command{
+		Use:   "set SERVICE [--pod N] KEY=VALUE...",
+		Short: "Set keys for every replica of a service, or for pod number N only",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := configurator.SetRequest{Values: map[string]string{}}
+			for _, kv := range args[1:] {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("%q is not KEY=VALUE", kv)
+				}
+				req.Values[k] = v
+			}
+			if cmd.Flags().Changed("pod") {
+				req.Pod = &pod
+			}
+			var resp configurator.SetResponse
+			if err := flags.call(cmd.Context(), http.MethodPut, configurator.ServicesPath+"/"+args[0]+"/config", req, &resp); err != nil {
+				return err
+			}
+			target := "every replica"
+			if req.Pod != nil {
+				target = "pod number " + strconv.Itoa(pod)
+			}
+			fmt.Fprintf(streams.Out, "%s: version %d sent to %s\n", args[0], resp.Version, target)
+			return nil
+		},
+	}
+	for _, c := range []*cobra.Command{get, set} {
+		c.Flags().IntVar(&pod, "pod", 0, "pod number")
+	}
+	for _, c := range []*cobra.Command{services, pods, get} {
+		c.Flags().StringVarP(&output, "output", "o", "", "output format: json")
+	}
+	config.AddCommand(get, set)
+	for _, c := range []*cobra.Command{services, pods, config} {
+		flags.add(c)
+		root.AddCommand(c)
+	}
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// PrintServices writes the services table (or JSON).
+func PrintServices(w io.Writer, services []configurator.ServiceInfo, output string) error {
+	if output == "json" {
+		return printJSON(w, services)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tREPLICAS\tHEALTHY\tPRUNED\tVERSION")
+	for _, s := range services {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", s.Name, s.Replicas, s.Healthy, s.Pruned, s.Version)
+	}
+	return tw.Flush()
+}
+
+// PrintReplicas writes a service's replicas (or JSON), by pod number.
+func PrintReplicas(w io.Writer, replicas []configurator.ReplicaInfo, output string, now time.Time) error {
+	sort.Slice(replicas, func(i, j int) bool { return replicas[i].PodNumber < replicas[j].PodNumber })
+	if output == "json" {
+		return printJSON(w, replicas)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "POD#\tPOD\tSTATE\tFAILURES\tLAST SEEN\tAPPLIED")
+	for _, r := range replicas {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s ago\t%d\n", r.PodNumber, r.Pod, r.State, r.Failures, duration.HumanDuration(now.Sub(r.LastSeen)), r.AppliedVersion)
+	}
+	return tw.Flush()
+}
+
+// PrintConfig writes keys and values (or JSON) at a version.
+func PrintConfig(w io.Writer, version int64, values map[string]string, output string) error {
+	if output == "json" {
+		return printJSON(w, map[string]any{"version": version, "values": values})
+	}
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "KEY\tVALUE\t(version %d)\n", version)
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%s\t\n", k, values[k])
+	}
+	return tw.Flush()
+}
