@@ -375,6 +375,10 @@ func TestConfiguratorRestart(t *testing.T) {
 		rs = append(rs, startReplica(ctx, t, rc, "cache", fmt.Sprintf("cache-%d", i), false))
 	}
 	waitFor(ctx, t, "registrations", 10*time.Second, func() bool { return len(replicasOf(t, rc, "cache")) == 5 })
+	before := map[string]int{}
+	for _, r := range replicasOf(t, rc, "cache") {
+		before[r.Pod] = r.PodNumber
+	}
 	three := 3
 	setConfig(t, rc, "cache", nil, map[string]string{"ttl": "60s"})
 	v := setConfig(t, rc, "cache", &three, map[string]string{"warm": "true"})
@@ -383,8 +387,8 @@ func TestConfiguratorRestart(t *testing.T) {
 	rc = startConfigurator(ctx, t, ns, rc.addr, false, server.Options{CheckInterval: 200 * time.Millisecond})
 	waitFor(ctx, t, "every replica registered again", 15*time.Second, func() bool { return len(replicasOf(t, rc, "cache")) == 5 })
 	for _, r := range replicasOf(t, rc, "cache") {
-		if want := strings.TrimPrefix(r.Pod, "cache-"); fmt.Sprint(r.PodNumber) != want {
-			t.Errorf("%s has pod number %d after the restart, want %s as before", r.Pod, r.PodNumber, want)
+		if want := before[r.Pod]; r.PodNumber != want {
+			t.Errorf("%s has pod number %d after the restart, want %d as before", r.Pod, r.PodNumber, want)
 		}
 	}
 	status, body := doJSON(t, http.MethodGet, rc.URL+configurator.ServicesPath+"/cache/config", "", nil)

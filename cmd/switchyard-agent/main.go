@@ -1,0 +1,88 @@
+// Command switchyard-agent is the Switchyard node agent (a DaemonSet): it
+// scales the opted-in containers of its node from their real cgroup usage,
+// or, with --standalone-dir, the cgroups below a directory of a plain host.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/switchyard-sched/switchyard/pkg/agent"
+	"github.com/switchyard-sched/switchyard/pkg/agent/cgroup"
+	"github.com/switchyard-sched/switchyard/pkg/agent/guardian"
+	"github.com/switchyard-sched/switchyard/pkg/configurator"
+)
+
+func main() {
+	p := guardian.DefaultPolicy()
+	var (
+		kubeconfig    = flag.String("kubeconfig", "", "kubeconfig file; in-cluster configuration when empty")
+		node          = flag.String("node", os.Getenv("NODE_NAME"), "this node's name (env NODE_NAME)")
+		root          = flag.String("cgroup-root", "/sys/fs/cgroup", "cgroup hierarchy (v1 or v2, detected)")
+		driver        = flag.String("cgroup-driver", "systemd", "the kubelet's cgroup driver: systemd or cgroupfs")
+		standalone    = flag.String("standalone-dir", "", "manage the cgroups below this directory (relative to --cgroup-root) without Kubernetes")
+		actuator      = flag.String("actuator", "resize", "resize (pods/resize subresource) or cgroup (write cgroup files)")
+		dryRun        = flag.Bool("dry-run", false, "log and count decisions without acting")
+		interval      = flag.Duration("sample-interval", time.Second, "interval between cgroup reads")
+		serveAddr     = flag.String("serve-address", ":8081", "address of /healthz, /readyz, /metrics (and the configurator endpoints)")
+		configurator_ = flag.String("configurator-url", "", "switchyard-configurator URL for live policy changes (service switchyard-agent); empty: none")
+		advertise     = flag.String("advertise-address", "", "URL the configurator reaches this agent at, e.g. http://$(POD_IP):8081")
+		tokenFile     = flag.String("token-file", "/var/run/secrets/kubernetes.io/serviceaccount/token", "bearer token for the configurator")
+	)
+	flag.DurationVar(&p.Window, "window", p.Window, "usage window")
+	flag.IntVar(&p.Windows, "windows", p.Windows, "consecutive windows that must agree (K)")
+	flag.Float64Var(&p.Upper, "upper", p.Upper, "scale up above this fraction of the limit (or when throttled)")
+	flag.Float64Var(&p.Lower, "lower", p.Lower, "scale down below this fraction of the limit")
+	flag.Float64Var(&p.Margin, "margin", p.Margin, "new limit = highest usage x (1 + margin)")
+	flag.Float64Var(&p.MaxStep, "max-step", p.MaxStep, "largest change as a fraction of the limit (1: double or halve)")
+	flag.DurationVar(&p.Cooldown, "cooldown", p.Cooldown, "wait after a change before the next one of the same resource")
+	flag.Int64Var(&p.MemoryHeadroom, "memory-headroom", p.MemoryHeadroom, "memory never below usage plus this many bytes")
+	flag.IntVar(&p.MaxChangesPerMinute, "max-changes-per-minute", p.MaxChangesPerMinute, "changes per container per minute")
+	klog.InitFlags(nil)
+	flag.Parse()
+	if err := p.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "switchyard-agent: policy:", err)
+		os.Exit(2)
+	}
+	opts := agent.RunOptions{
+		Node: *node, CgroupRoot: *root, Driver: cgroup.Driver(*driver), StandaloneDir: *standalone, Actuator: *actuator,
+		Options: agent.Options{SampleInterval: *interval, Policy: p, DryRun: *dryRun}, ServeAddress: *serveAddr,
+	}
+	if opts.Driver != cgroup.Systemd && opts.Driver != cgroup.Cgroupfs {
+		fmt.Fprintln(os.Stderr, "switchyard-agent: --cgroup-driver must be systemd or cgroupfs")
+		os.Exit(2)
+	}
+	if *standalone == "" {
+		config, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "switchyard-agent:", err)
+			os.Exit(1)
+		}
+		config.UserAgent = "switchyard-agent"
+		if opts.Client, err = kubernetes.NewForConfig(config); err != nil {
+			fmt.Fprintln(os.Stderr, "switchyard-agent:", err)
+			os.Exit(1)
+		}
+	}
+	if *configurator_ != "" {
+		token, _ := os.ReadFile(*tokenFile)
+		opts.Configurator = &configurator.ClientOptions{URL: *configurator_, Service: "switchyard-agent", Pod: *node,
+			Address: *advertise, Token: strings.TrimSpace(string(token))}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := agent.Run(klog.NewContext(ctx, klog.Background()), opts); err != nil {
+		klog.Background().Error(err, "Agent failed")
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,284 @@
+// Package agent is the Switchyard node agent: every sample interval it reads
+// the real cgroup usage of the containers it manages, feeds the guardian
+// (pkg/agent/guardian), and applies its decisions through an actuator: the
+// pods/resize subresource (in-place resize, so the kubelet and the
+// scheduler stay consistent), or the cgroup files directly (standalone
+// hosts). Targets come from a Source: the opted-in pods of this node, or
+// every cgroup below a directory (standalone mode, no Kubernetes).
+package agent
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/klog/v2"
+
+	"github.com/switchyard-sched/switchyard/pkg/agent/cgroup"
+	"github.com/switchyard-sched/switchyard/pkg/agent/guardian"
+)
+
+// Target is one container the agent manages.
+type Target struct {
+	// Key names it in logs and metrics: namespace/pod/container, or the
+	// cgroup path in standalone mode.
+	Key string
+	// Path is its cgroup, relative to the hierarchy.
+	Path string
+	// Bounds are its own minimum and maximum, e.g. from pod annotations.
+	Bounds guardian.Bounds
+	// Limits, when set, are the limits the actuator controls (the pod
+	// spec's, for resize); otherwise the cgroup's are read.
+	Limits *cgroup.Limits
+	// Object is what the actuator acts on (the pod, for resize).
+	Object any
+	// Container is the container name within Object.
+	Container string
+}
+
+// Capacity is what the node can give in total, to keep the sum of managed
+// limits within it.
+type Capacity struct {
+	MilliCPU, Memory int64
+}
+
+// Source lists the targets and the node's capacity.
+type Source interface {
+	Targets(ctx context.Context) ([]Target, Capacity, error)
+}
+
+// Actuator applies one decision to one target.
+type Actuator interface {
+	Apply(ctx context.Context, t Target, d guardian.Decision) error
+}
+
+// Options tune the agent.
+type Options struct {
+	// SampleInterval between cgroup reads; 1s when zero.
+	SampleInterval time.Duration
+	Policy         guardian.Policy
+	// DryRun logs and counts decisions without acting.
+	DryRun bool
+}
+
+// Agent runs the loop.
+type Agent struct {
+	fs       cgroup.FS
+	source   Source
+	actuator Actuator
+	opts     Options
+	metrics  *Metrics
+
+	mu       sync.Mutex
+	policy   guardian.Policy
+	trackers map[string]*guardian.Tracker
+}
+
+// New builds an agent; metrics may be registered anywhere.
+func New(fs cgroup.FS, source Source, actuator Actuator, metrics *Metrics, opts Options) (*Agent, error) {
+	if opts.SampleInterval <= 0 {
+		opts.SampleInterval = time.Second
+	}
+	if err := opts.Policy.Validate(); err != nil {
+		return nil, err
+	}
+	return &Agent{fs: fs, source: source, actuator: actuator, opts: opts, metrics: metrics, policy: opts.Policy, trackers: map[string]*guardian.Tracker{}}, nil
+}
+
+// SetPolicy changes the policy of every container at once (from the
+// configurator); an invalid one is refused and the old one kept.
+func (a *Agent) SetPolicy(p guardian.Policy) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.policy = p
+	for _, t := range a.trackers {
+		t.SetPolicy(p)
+	}
+	return nil
+}
+
+// Policy is the policy in force.
+func (a *Agent) Policy() guardian.Policy {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.policy
+}
+
+// Run samples until ctx ends.
+func (a *Agent) Run(ctx context.Context) {
+	ticker := time.NewTicker(a.opts.SampleInterval)
+	defer ticker.Stop()
+	for {
+		a.Step(ctx, time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// Step takes one sample of every target and acts on closed windows.
+func (a *Agent) Step(ctx context.Context, now time.Time) {
+	logger := klog.FromContext(ctx)
+	targets, capacity, err := a.source.Targets(ctx)
+	if err != nil {
+		a.metrics.Errors.WithLabelValues("source").Inc()
+		logger.Error(err, "Listing containers to manage")
+		return
+	}
+	type reading struct {
+		target Target
+		stats  cgroup.Stats
+		limits cgroup.Limits
+	}
+	var readings []reading
+	var used Capacity
+	live := map[string]bool{}
+	for _, t := range targets {
+		st, err := a.fs.ReadStats(t.Path)
+		if err != nil {
+			// A vanished cgroup (the container stopped) is forgotten; a
+			// malformed file is counted and skipped, never fatal.
+			reason := "read"
+			if errors.Is(err, cgroup.ErrNotFound) {
+				reason = "vanished"
+			}
+			a.metrics.Errors.WithLabelValues(reason).Inc()
+			logger.V(2).Info("Skipping container", "container", t.Key, "reason", reason, "err", err)
+			continue
+		}
+		var lim cgroup.Limits
+		if t.Limits != nil {
+			lim = *t.Limits
+		} else if lim, err = a.fs.ReadLimits(t.Path); err != nil {
+			a.metrics.Errors.WithLabelValues("read").Inc()
+			logger.V(2).Info("Skipping container", "container", t.Key, "err", err)
+			continue
+		}
+		live[t.Key] = true
+		readings = append(readings, reading{t, st, lim})
+		if m := lim.MilliCPU(); m != cgroup.Unlimited {
+			used.MilliCPU += m
+		}
+		if lim.MemoryMax != cgroup.Unlimited {
+			used.Memory += lim.MemoryMax
+		}
+	}
+	room := guardian.Room{MilliCPU: capacity.MilliCPU - used.MilliCPU, Memory: capacity.Memory - used.Memory}
+	a.mu.Lock()
+	for key := range a.trackers {
+		if !live[key] {
+			delete(a.trackers, key)
+			a.metrics.forget(key)
+		}
+	}
+	policy := a.policy
+	a.mu.Unlock()
+	for _, r := range readings {
+		a.mu.Lock()
+		tr, ok := a.trackers[r.target.Key]
+		if !ok {
+			tr = guardian.NewTracker(policy)
+			a.trackers[r.target.Key] = tr
+		}
+		a.mu.Unlock()
+		a.metrics.observe(r.target.Key, r.stats, r.limits)
+		if !tr.Observe(now, r.stats) {
+			continue
+		}
+		for _, d := range tr.Decide(now, r.limits, r.stats.MemoryUsage, r.target.Bounds, room) {
+			mode := "applied"
+			if a.opts.DryRun {
+				mode = "dry-run"
+			} else if err := a.actuator.Apply(ctx, r.target, d); err != nil {
+				a.metrics.ActuationErrors.WithLabelValues(d.Resource).Inc()
+				logger.Error(err, "Applying a decision", "container", r.target.Key, "decision", d.String())
+				continue
+			}
+			tr.Changed(d, now)
+			a.metrics.Decisions.WithLabelValues(d.Resource, d.Direction, mode).Inc()
+			logger.Info("Scaled container", "container", r.target.Key, "decision", d.String(), "mode", mode)
+			if d.Resource == guardian.CPU {
+				room.MilliCPU -= d.To - d.From
+			} else {
+				room.Memory -= d.To - d.From
+			}
+		}
+	}
+}
+
+// Metrics of the agent.
+type Metrics struct {
+	CPUUsage        *prometheus.GaugeVec
+	CPULimit        *prometheus.GaugeVec
+	MemoryUsage     *prometheus.GaugeVec
+	MemoryLimit     *prometheus.GaugeVec
+	Decisions       *prometheus.CounterVec
+	ActuationErrors *prometheus.CounterVec
+	Errors          *prometheus.CounterVec
+
+	mu       sync.Mutex
+	lastCPU  map[string]sampleAt
+	interval time.Duration
+}
+
+type sampleAt struct {
+	at    time.Time
+	usage time.Duration
+}
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	gauge := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "switchyard_agent_" + name, Help: help}, []string{"container"})
+	}
+	m := &Metrics{
+		CPUUsage:    gauge("cpu_usage_millicores", "CPU used since the previous sample, by container."),
+		CPULimit:    gauge("cpu_limit_millicores", "CPU limit (-1: none), by container."),
+		MemoryUsage: gauge("memory_usage_bytes", "Memory in use, by container."),
+		MemoryLimit: gauge("memory_limit_bytes", "Memory limit (-1: none), by container."),
+		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_agent_decisions_total", Help: "Scaling decisions, by resource, direction and mode (applied, dry-run).",
+		}, []string{"resource", "direction", "mode"}),
+		ActuationErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_agent_actuation_errors_total", Help: "Decisions the actuator could not apply, by resource.",
+		}, []string{"resource"}),
+		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_agent_errors_total", Help: "Containers skipped in a sample, by reason (vanished, read, source).",
+		}, []string{"reason"}),
+		lastCPU: map[string]sampleAt{},
+	}
+	if reg != nil {
+		reg.MustRegister(m.CPUUsage, m.CPULimit, m.MemoryUsage, m.MemoryLimit, m.Decisions, m.ActuationErrors, m.Errors)
+	}
+	return m
+}
+
+func (m *Metrics) observe(key string, st cgroup.Stats, lim cgroup.Limits) {
+	m.mu.Lock()
+	prev, ok := m.lastCPU[key]
+	now := time.Now()
+	m.lastCPU[key] = sampleAt{now, st.CPUUsage}
+	m.mu.Unlock()
+	if ok && now.After(prev.at) && st.CPUUsage >= prev.usage {
+		m.CPUUsage.WithLabelValues(key).Set(float64(st.CPUUsage-prev.usage) * 1000 / float64(now.Sub(prev.at)))
+	}
+	m.CPULimit.WithLabelValues(key).Set(float64(lim.MilliCPU()))
+	m.MemoryUsage.WithLabelValues(key).Set(float64(st.MemoryUsage))
+	m.MemoryLimit.WithLabelValues(key).Set(float64(lim.MemoryMax))
+}
+
+func (m *Metrics) forget(key string) {
+	m.mu.Lock()
+	delete(m.lastCPU, key)
+	m.mu.Unlock()
+	for _, g := range []*prometheus.GaugeVec{m.CPUUsage, m.CPULimit, m.MemoryUsage, m.MemoryLimit} {
+		g.DeleteLabelValues(key)
+	}
+}

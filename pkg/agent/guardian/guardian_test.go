@@ -1,0 +1,143 @@
+package guardian
+
+import (
+	"testing"
+	"time"
+
+	"github.com/switchyard-sched/switchyard/pkg/agent/cgroup"
+)
+
+var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+func testPolicy() Policy {
+	p := DefaultPolicy()
+	p.Window, p.Windows, p.Cooldown = time.Second, 3, 10*time.Second
+	return p
+}
+
+// feed gives the tracker n one-second samples using milliCPU of CPU (and
+// throttled when asked) and memory bytes.
+func feed(tr *Tracker, from time.Time, st *cgroup.Stats, n int, milliCPU int64, throttled bool, memory int64) time.Time {
+	at := from
+	for range n {
+		at = at.Add(time.Second)
+		st.CPUUsage += time.Duration(milliCPU) * time.Millisecond
+		if throttled {
+			st.ThrottledPeriods += 5
+		}
+		st.MemoryUsage = memory
+		tr.Observe(at, *st)
+	}
+	return at
+}
+
+func limits(milliCPU, memory int64) cgroup.Limits {
+	return cgroup.Limits{CPUQuota: milliCPU * 100, CPUPeriod: 100000, MemoryMax: memory}
+}
+
+func TestScalesCPUUpWhenThrottledAndDownWhenIdle(t *testing.T) {
+	tr := NewTracker(testPolicy())
+	var st cgroup.Stats
+	now := feed(tr, t0, &st, 4, 500, true, 100<<20) // 1 priming sample + 3 windows
+	ds := tr.Decide(now, limits(500, cgroup.Unlimited), 100<<20, Bounds{}, Room{MilliCPU: 4000, Memory: 8 << 30})
+	if len(ds) != 1 || ds[0].Resource != CPU || ds[0].Direction != Up || ds[0].To != 625 {
+		t.Fatalf("throttled at 500m: %v, want cpu up 500 -> 625 (usage + 25%%)", ds)
+	}
+	tr.Changed(ds[0], now)
+	now = feed(tr, now, &st, 3, 20, false, 100<<20)
+	if ds := tr.Decide(now, limits(625, cgroup.Unlimited), 100<<20, Bounds{}, Room{MilliCPU: 4000}); len(ds) != 0 {
+		t.Fatalf("inside the cooldown: %v, want nothing", ds)
+	}
+	now = feed(tr, now.Add(10*time.Second), &st, 4, 20, false, 100<<20)
+	ds = tr.Decide(now, limits(625, cgroup.Unlimited), 100<<20, Bounds{MinMilliCPU: 100}, Room{})
+	if len(ds) == 0 || ds[0].Resource != CPU || ds[0].Direction != Down || ds[0].To != 312 {
+		t.Fatalf("idle at 20m of 625m: %v, want cpu down by at most half (max step) to 312", ds)
+	}
+}
+
+func TestClamps(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		bounds Bounds
+		room   Room
+		want   int64
+		reason string
+	}{
+		{"container maximum", Bounds{MaxMilliCPU: 550}, Room{MilliCPU: 4000}, 550, "container maximum"},
+		{"node room", Bounds{}, Room{MilliCPU: 30}, 530, "node room"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := NewTracker(testPolicy())
+			var st cgroup.Stats
+			now := feed(tr, t0, &st, 4, 500, true, 0)
+			ds := tr.Decide(now, cgroup.Limits{CPUQuota: 50000, CPUPeriod: 100000, MemoryMax: cgroup.Unlimited}, 0, tc.bounds, tc.room)
+			if len(ds) != 1 || ds[0].To != tc.want || ds[0].Reason != tc.reason {
+				t.Errorf("got %v, want cpu to %d (%s)", ds, tc.want, tc.reason)
+			}
+		})
+	}
+}
+
+func TestMemoryNeverBelowUsagePlusHeadroom(t *testing.T) {
+	p := testPolicy()
+	tr := NewTracker(p)
+	var st cgroup.Stats
+	// Windows saw little, but the latest sample is 300Mi: the floor wins.
+	now := feed(tr, t0, &st, 4, 0, false, 10<<20)
+	ds := tr.Decide(now, cgroup.Limits{CPUQuota: cgroup.Unlimited, CPUPeriod: 100000, MemoryMax: 400 << 20}, 300<<20, Bounds{}, Room{})
+	if len(ds) != 1 || ds[0].Resource != Memory || ds[0].To != 300<<20+p.MemoryHeadroom {
+		t.Fatalf("got %v, want memory down to usage + headroom = %d", ds, 300<<20+p.MemoryHeadroom)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	p := testPolicy()
+	p.Cooldown, p.MaxChangesPerMinute = 0, 2
+	tr := NewTracker(p)
+	var st cgroup.Stats
+	now := t0
+	changes := 0
+	for range 5 {
+		now = feed(tr, now, &st, 4, 1000, true, 0)
+		for _, d := range tr.Decide(now, limits(1000, cgroup.Unlimited), 0, Bounds{}, Room{MilliCPU: 100000}) {
+			tr.Changed(d, now)
+			changes++
+		}
+	}
+	if changes != 2 {
+		t.Errorf("%d changes within a minute, want at most 2", changes)
+	}
+}
+
+func TestClockJumpsStartOver(t *testing.T) {
+	tr := NewTracker(testPolicy())
+	var st cgroup.Stats
+	now := feed(tr, t0, &st, 3, 500, true, 0)
+	// The clock goes back: no window may come out of it.
+	st.CPUUsage += time.Second
+	if tr.Observe(now.Add(-time.Hour), st) {
+		t.Fatal("a window closed across a clock going back")
+	}
+	// And jumps ahead: the history is gone, so no decision yet.
+	now = feed(tr, now.Add(time.Hour), &st, 2, 500, true, 0)
+	if ds := tr.Decide(now, limits(500, cgroup.Unlimited), 0, Bounds{}, Room{MilliCPU: 1000}); len(ds) != 0 {
+		t.Errorf("decided %v from windows across a clock jump", ds)
+	}
+	// Counters going back (a recreated cgroup) also start over.
+	st = cgroup.Stats{}
+	if tr.Observe(now.Add(time.Second), st) {
+		t.Error("a window closed across counters going back")
+	}
+}
+
+func TestPolicyFromConfig(t *testing.T) {
+	p, err := PolicyFromConfig(DefaultPolicy(), map[string]string{"window": "5s", "upper": "0.9", "memoryHeadroom": "128Mi"})
+	if err != nil || p.Window != 5*time.Second || p.Upper != 0.9 || p.MemoryHeadroom != 128<<20 {
+		t.Errorf("got %+v, %v", p, err)
+	}
+	for _, bad := range []map[string]string{{"window": "soon"}, {"lower": "0.95"}, {"colour": "blue"}} {
+		if _, err := PolicyFromConfig(DefaultPolicy(), bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}

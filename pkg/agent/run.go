@@ -1,0 +1,170 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+
+	"github.com/switchyard-sched/switchyard/pkg/agent/cgroup"
+	"github.com/switchyard-sched/switchyard/pkg/agent/guardian"
+	"github.com/switchyard-sched/switchyard/pkg/configurator"
+)
+
+// RunOptions wire one agent.
+type RunOptions struct {
+	// Client is nil in standalone mode.
+	Client kubernetes.Interface
+	// Node is this node's name (Kubernetes mode).
+	Node string
+	// CgroupRoot is the hierarchy, /sys/fs/cgroup.
+	CgroupRoot string
+	Driver     cgroup.Driver
+	// StandaloneDir, when set, manages the cgroups below it without Kubernetes.
+	StandaloneDir string
+	// Actuator is resize or cgroup.
+	Actuator string
+	Options
+	// ServeAddress serves /healthz and /metrics; empty: none.
+	ServeAddress string
+	Registry     *prometheus.Registry
+	// Configurator, when set, lets the policy change live: service
+	// switchyard-agent, one replica per node (pod name = node name).
+	Configurator *configurator.ClientOptions
+}
+
+// Run runs the agent until ctx ends.
+func Run(ctx context.Context, o RunOptions) error {
+	logger := klog.FromContext(ctx).WithName("agent")
+	ctx = klog.NewContext(ctx, logger)
+	fs, err := cgroup.Detect(o.CgroupRoot)
+	if err != nil {
+		return err
+	}
+	reg := o.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	var source Source
+	var actuator Actuator
+	switch o.Actuator {
+	case "cgroup":
+		actuator = CgroupActuator{FS: fs}
+	case "resize":
+		if o.Client == nil {
+			return errors.New("the resize actuator needs Kubernetes; use --actuator=cgroup in standalone mode")
+		}
+		actuator = ResizeActuator{Client: o.Client}
+	default:
+		return fmt.Errorf("actuator %q must be resize or cgroup", o.Actuator)
+	}
+	if o.StandaloneDir != "" {
+		source = Standalone{FS: fs, Dir: o.StandaloneDir}
+	} else {
+		if o.Client == nil || o.Node == "" {
+			return errors.New("Kubernetes mode needs a client and --node (or --standalone-dir)")
+		}
+		// Only this node's pods and this node: a DaemonSet must not watch
+		// the whole cluster.
+		podFactory := informers.NewSharedInformerFactoryWithOptions(o.Client, 0, informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+			lo.FieldSelector = "spec.nodeName=" + o.Node
+		}))
+		nodeFactory := informers.NewSharedInformerFactoryWithOptions(o.Client, 0, informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+			lo.FieldSelector = "metadata.name=" + o.Node
+		}))
+		pods := podFactory.Core().V1().Pods()
+		nodes := nodeFactory.Core().V1().Nodes()
+		broadcaster := events.NewBroadcaster(&events.EventSinkImpl{Interface: o.Client.EventsV1()})
+		broadcaster.StartRecordingToSink(ctx.Done())
+		defer broadcaster.Shutdown()
+		recorder := broadcaster.NewRecorder(scheme.Scheme, "switchyard-agent")
+		source = Pods{Pods: pods.Lister(), Nodes: nodes.Lister(), Node: o.Node, Driver: o.Driver,
+			Warn: func(pod *corev1.Pod, reason, msg string) {
+				recorder.Eventf(pod, nil, corev1.EventTypeWarning, reason, "Autoscale", "%s", msg)
+			}}
+		podFactory.Start(ctx.Done())
+		nodeFactory.Start(ctx.Done())
+		defer podFactory.Shutdown()
+		defer nodeFactory.Shutdown()
+		if !cache.WaitForCacheSync(ctx.Done(), pods.Informer().HasSynced, nodes.Informer().HasSynced) {
+			return errors.New("informer caches did not sync")
+		}
+	}
+	a, err := New(fs, source, actuator, NewMetrics(reg), o.Options)
+	if err != nil {
+		return err
+	}
+	var ready atomic.Bool
+	if o.ServeAddress != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if !ready.Load() {
+				http.Error(w, "not started", http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = w.Write([]byte("ok"))
+		})
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		if o.Configurator != nil {
+			client, err := a.configuratorClient(*o.Configurator)
+			if err != nil {
+				return err
+			}
+			mux.Handle("/switchyard/", client.Handler())
+			go func() { _ = client.Run(ctx) }()
+		}
+		srv := &http.Server{Addr: o.ServeAddress, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error(err, "Serving health and metrics")
+			}
+		}()
+		defer srv.Close()
+	}
+	ready.Store(true)
+	logger.Info("Agent running", "cgroup", fs.Version, "root", fs.Root, "actuator", o.Actuator, "dryRun", o.DryRun,
+		"standaloneDir", o.StandaloneDir, "node", o.Node, "policy", fmt.Sprintf("%+v", o.Policy))
+	a.Run(ctx)
+	return nil
+}
+
+// configuratorClient registers the agent with the configurator; each
+// change of policy keys is applied to every container, and a bad one is
+// refused with the old policy kept.
+func (a *Agent) configuratorClient(opts configurator.ClientOptions) (*configurator.Client, error) {
+	base := a.Policy()
+	opts.OnChange = func(ctx context.Context, cfg map[string]string, version int64) error {
+		p, err := guardian.PolicyFromConfig(base, cfg)
+		if err != nil {
+			return fmt.Errorf("policy version %d refused, keeping the current one: %w", version, err)
+		}
+		klog.FromContext(ctx).Info("Policy changed", "version", version, "keys", strings.Join(keys(cfg), ","))
+		return a.SetPolicy(p)
+	}
+	return configurator.NewClient(opts)
+}
+
+func keys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
