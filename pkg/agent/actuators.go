@@ -73,10 +73,13 @@ func (r ResizeActuator) Apply(ctx context.Context, t Target, d guardian.Decision
 	}
 	res := map[string]map[string]string{"limits": {string(name): q.String()}}
 	for _, c := range pod.Spec.Containers {
-		if c.Name == t.Container {
-			if req, ok := c.Resources.Requests[name]; ok && req.Cmp(q) > 0 {
-				res["requests"] = map[string]string{string(name): q.String()}
-			}
+		if c.Name != t.Container {
+			continue
+		}
+		// A resize may not change the QoS class: a Guaranteed pod keeps
+		// requests equal to limits; elsewhere requests only come down.
+		if req, ok := c.Resources.Requests[name]; ok && (req.Cmp(q) > 0 || pod.Status.QOSClass == corev1.PodQOSGuaranteed) {
+			res["requests"] = map[string]string{string(name): q.String()}
 		}
 	}
 	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"containers": []map[string]any{{"name": t.Container, "resources": res}}}})

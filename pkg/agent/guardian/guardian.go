@@ -238,7 +238,8 @@ func (t *Tracker) clamp(resource string, from, target int64, up, down bool, mini
 	if to < hardFloor {
 		to, reason = hardFloor, "usage plus headroom"
 	}
-	if (up && to <= from) || (down && to >= from) {
+	// Changes under 5% are not worth a resize (and would chase noise).
+	if (up && to <= from) || (down && to >= from) || abs(to-from)*20 < from {
 		return Decision{}, false
 	}
 	dir := Up
@@ -313,4 +314,11 @@ func PolicyFromConfig(base Policy, cfg map[string]string) (Policy, error) {
 		return base, err
 	}
 	return p, nil
+}
+
+func abs(v int64) int64 {
+	if v < 0 {
+		return -v
+	}
+	return v
 }

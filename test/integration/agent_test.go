@@ -1,0 +1,217 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/klog/v2/ktesting"
+
+	"github.com/switchyard-sched/switchyard/pkg/agent"
+	"github.com/switchyard-sched/switchyard/pkg/agent/cgroup"
+	"github.com/switchyard-sched/switchyard/pkg/agent/guardian"
+	"github.com/switchyard-sched/switchyard/test/localcluster"
+)
+
+// fakeNodeCgroups is a cgroup v2 tree in a temp dir laid out as the
+// kubelet (systemd driver) and containerd lay out a real node; the test
+// plays the kernel by advancing the counters.
+type fakeNodeCgroups struct {
+	root string
+	mu   sync.Mutex
+	// load per container path: CPU used per second (millicores), whether
+	// throttled, and memory in use.
+	load map[string]fakeLoad
+	used map[string]time.Duration
+}
+
+type fakeLoad struct {
+	milliCPU  int64
+	throttled bool
+	memory    int64
+}
+
+func newFakeNodeCgroups(t *testing.T) *fakeNodeCgroups {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "cgroup.controllers"), []byte("cpuset cpu io memory pids\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &fakeNodeCgroups{root: root, load: map[string]fakeLoad{}, used: map[string]time.Duration{}}
+}
+
+// add creates the pod and container cgroups with the spec's limits.
+func (f *fakeNodeCgroups) add(t *testing.T, pod *corev1.Pod, load fakeLoad) {
+	t.Helper()
+	_, id, err := cgroup.ParseContainerID(pod.Status.ContainerStatuses[0].ContainerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	podPath := cgroup.PodPath(cgroup.Systemd, pod.Status.QOSClass, pod.UID)
+	ctr := cgroup.ContainerPath(cgroup.Systemd, cgroup.Containerd, pod.Status.QOSClass, pod.UID, id)
+	limits := pod.Spec.Containers[0].Resources.Limits
+	cpuMax, memMax := "max 100000", "max"
+	if q, ok := limits[corev1.ResourceCPU]; ok {
+		cpuMax = fmt.Sprintf("%d 100000", q.MilliValue()*100)
+	}
+	if q, ok := limits[corev1.ResourceMemory]; ok {
+		memMax = fmt.Sprint(q.Value())
+	}
+	for rel, files := range map[string]map[string]string{
+		podPath: {"cpu.max": "max 100000", "memory.max": "max"},
+		ctr:     {"cpu.max": cpuMax, "memory.max": memMax},
+	} {
+		dir := filepath.Join(f.root, rel)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, content := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(content+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	f.mu.Lock()
+	f.load[ctr] = load
+	f.mu.Unlock()
+	f.tick(0)
+}
+
+// tick advances every container's counters by d under its load.
+func (f *fakeNodeCgroups) tick(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for ctr, l := range f.load {
+		f.used[ctr] += time.Duration(l.milliCPU) * d / 1000
+		periods := int64(f.used[ctr] / (100 * time.Millisecond))
+		throttled := int64(0)
+		if l.throttled {
+			throttled = periods
+		}
+		stat := fmt.Sprintf("usage_usec %d\nuser_usec %d\nsystem_usec 0\nnr_periods %d\nnr_throttled %d\nthrottled_usec %d\n",
+			f.used[ctr].Microseconds(), f.used[ctr].Microseconds(), periods, throttled, throttled*1000)
+		// The kernel never shows a half-written file: replace atomically.
+		atomicWrite(filepath.Join(f.root, ctr, "cpu.stat"), stat)
+		atomicWrite(filepath.Join(f.root, ctr, "memory.current"), fmt.Sprintln(l.memory))
+	}
+}
+
+func autoscaledPod(ns, name, node string, requests, limits corev1.ResourceList, annotations map[string]string) *corev1.Pod {
+	pod := localcluster.Pod(ns, name, localcluster.PodSpec{Labels: map[string]string{agent.OptInLabel: "true", "app": "autoscaled"}})
+	pod.Annotations = annotations
+	pod.Spec.NodeName = node
+	pod.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: requests, Limits: limits}
+	return pod
+}
+
+func resources(cpu, memory string) corev1.ResourceList {
+	return corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(memory)}
+}
+
+// TestAgentResizesPods runs the agent against pods on a simulated node in
+// the real API server, with a faithful cgroup v2 tree: a throttled
+// Guaranteed pod is resized up through pods/resize (requests follow, so it
+// stays Guaranteed), a throttled Burstable pod up to its max-cpu annotation
+// and no further, and an idle one's memory comes down but never below its
+// usage plus headroom.
+func TestAgentResizesPods(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	nodes, selector := testNodes(ctx, t, 1, localcluster.NodeSpec{CPU: "8", Memory: "16Gi"})
+	ns, node := selector["switchyard.io/test-nodes"], nodes[0]
+	pods := []*corev1.Pod{
+		autoscaledPod(ns, "guaranteed", node, resources("500m", "512Mi"), resources("500m", "512Mi"), nil),
+		autoscaledPod(ns, "capped", node, resources("250m", "256Mi"), resources("500m", "512Mi"), map[string]string{agent.MaxCPUAnnotation: "800m"}),
+		autoscaledPod(ns, "idle", node, resources("100m", "128Mi"), resources("500m", "1Gi"), nil),
+	}
+	if _, err := cluster.CreatePods(ctx, pods...); err != nil {
+		t.Fatal(err)
+	}
+	running := func(name string) *corev1.Pod {
+		var pod *corev1.Pod
+		if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			p, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil || p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) == 0 {
+				return false, nil
+			}
+			pod = p
+			return true, nil
+		}); err != nil {
+			t.Fatalf("pod %s not running: %v", name, err)
+		}
+		return pod
+	}
+	fake := newFakeNodeCgroups(t)
+	fake.add(t, running("guaranteed"), fakeLoad{milliCPU: 2000, throttled: true, memory: 300 << 20})
+	fake.add(t, running("capped"), fakeLoad{milliCPU: 2000, throttled: true, memory: 300 << 20})
+	fake.add(t, running("idle"), fakeLoad{milliCPU: 5, memory: 200 << 20})
+	go func() {
+		for ctx.Err() == nil {
+			time.Sleep(50 * time.Millisecond)
+			fake.tick(50 * time.Millisecond)
+		}
+	}()
+
+	p := guardian.DefaultPolicy()
+	p.Window, p.Windows, p.Cooldown, p.MaxChangesPerMinute = 300*time.Millisecond, 2, 0, 1000
+	actx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- agent.Run(actx, agent.RunOptions{Client: cluster.Client, Node: node, CgroupRoot: fake.root, Driver: cgroup.Systemd,
+			Actuator: "resize", Options: agent.Options{SampleInterval: 50 * time.Millisecond, Policy: p}})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	limit := func(name string, res corev1.ResourceName) (limit, request resource.Quantity, qos corev1.PodQOSClass) {
+		pod, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := pod.Spec.Containers[0].Resources
+		return r.Limits[res], r.Requests[res], pod.Status.QOSClass
+	}
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		g, _, _ := limit("guaranteed", corev1.ResourceCPU)
+		c, _, _ := limit("capped", corev1.ResourceCPU)
+		i, _, _ := limit("idle", corev1.ResourceMemory)
+		return g.MilliValue() >= 1000 && c.MilliValue() == 800 && i.Value() < 1<<30, nil
+	})
+	g, gReq, gQoS := limit("guaranteed", corev1.ResourceCPU)
+	c, _, _ := limit("capped", corev1.ResourceCPU)
+	i, _, _ := limit("idle", corev1.ResourceMemory)
+	t.Logf("after the agent: guaranteed cpu %s (request %s, %s), capped cpu %s, idle memory %s", g.String(), gReq.String(), gQoS, c.String(), i.String())
+	if err != nil {
+		t.Fatalf("resizes did not follow the policy: %v", err)
+	}
+	if gReq.Cmp(g) != 0 || gQoS != corev1.PodQOSGuaranteed {
+		t.Errorf("guaranteed pod: request %s, limit %s, QoS %s; a resize must keep it Guaranteed", gReq.String(), g.String(), gQoS)
+	}
+	// Keep watching: the cap holds and memory never goes below usage + headroom.
+	time.Sleep(2 * time.Second)
+	c, _, _ = limit("capped", corev1.ResourceCPU)
+	i, _, _ = limit("idle", corev1.ResourceMemory)
+	if c.MilliValue() > 800 {
+		t.Errorf("capped pod raised to %s, above its max-cpu annotation 800m", c.String())
+	}
+	if floor := int64(200<<20) + p.MemoryHeadroom; i.Value() < floor {
+		t.Errorf("idle pod's memory limit %s is below its usage plus headroom (%d)", i.String(), floor)
+	}
+}
+
+func atomicWrite(path, content string) {
+	tmp := path + ".tmp"
+	if os.WriteFile(tmp, []byte(content), 0o644) == nil {
+		_ = os.Rename(tmp, path)
+	}
+}
