@@ -104,6 +104,9 @@ func TestShippedConfiguration(t *testing.T) {
 	} else if calcSetArgs.DefaultWindow.Duration != time.Minute || calcSetArgs.DefaultLocality != switchyardconfig.CalcSetLocalityNode {
 		t.Errorf("switchyard-batch: CalcSet args = %+v, want the shipped 60s window and node locality", calcSetArgs)
 	}
+	if weight, ok := scoreWeight(sched.Profiles["switchyard"].ListPlugins(), "UsageAware"); !ok || weight != 2 {
+		t.Errorf("switchyard: UsageAware score weight = %d (enabled %v), want 2", weight, ok)
+	}
 	latency := sched.Profiles["switchyard-latency"].ListPlugins()
 	if weight, ok := scoreWeight(latency, "PodTopologySpread"); !ok || weight != 5 {
 		t.Errorf("switchyard-latency: PodTopologySpread score weight = %d (enabled %v), want 5", weight, ok)

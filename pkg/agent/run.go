@@ -40,6 +40,9 @@ type RunOptions struct {
 	// Actuator is resize or cgroup.
 	Actuator string
 	Options
+	// ReportInterval between node usage reports (Kubernetes mode); 10s
+	// when zero.
+	ReportInterval time.Duration
 	// ServeAddress serves /healthz and /metrics; empty: none.
 	ServeAddress string
 	Registry     *prometheus.Registry
@@ -137,6 +140,14 @@ func Run(ctx context.Context, o RunOptions) error {
 			}
 		}()
 		defer srv.Close()
+	}
+	if o.StandaloneDir == "" {
+		interval := o.ReportInterval
+		if interval <= 0 {
+			interval = 10 * time.Second
+		}
+		reporter := &Reporter{Client: o.Client, Node: o.Node, FS: fs, Path: KubepodsPath(o.Driver), Interval: interval}
+		go reporter.Run(ctx)
 	}
 	ready.Store(true)
 	logger.Info("Agent running", "cgroup", fs.Version, "root", fs.Root, "actuator", o.Actuator, "dryRun", o.DryRun,

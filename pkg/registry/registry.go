@@ -10,6 +10,7 @@ import (
 	// Typed, defaulted Args of every plugin below join the scheduler's scheme.
 	_ "github.com/switchyard-sched/switchyard/pkg/apis/config/scheme"
 	"github.com/switchyard-sched/switchyard/pkg/calcset"
+	"github.com/switchyard-sched/switchyard/pkg/usageaware"
 )
 
 // Options returns the app.Option that registers every Switchyard plugin with
@@ -18,6 +19,7 @@ import (
 func Options() []app.Option {
 	return []app.Option{
 		app.WithPlugin(calcset.Name, calcset.New),
+		app.WithPlugin(usageaware.Name, usageaware.New),
 	}
 }
 

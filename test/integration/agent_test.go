@@ -12,12 +12,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/switchyard-sched/switchyard/pkg/agent"
 	"github.com/switchyard-sched/switchyard/pkg/agent/cgroup"
 	"github.com/switchyard-sched/switchyard/pkg/agent/guardian"
+	"github.com/switchyard-sched/switchyard/pkg/nodeusage"
 	"github.com/switchyard-sched/switchyard/test/localcluster"
 )
 
@@ -88,7 +90,17 @@ func (f *fakeNodeCgroups) add(t *testing.T, pod *corev1.Pod, load fakeLoad) {
 func (f *fakeNodeCgroups) tick(d time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	var total time.Duration
+	var memory int64
+	defer func() {
+		// kubepods.slice holds every pod: the sum, as the kernel keeps it.
+		_ = os.MkdirAll(filepath.Join(f.root, "kubepods.slice"), 0o755)
+		atomicWrite(filepath.Join(f.root, "kubepods.slice", "cpu.stat"), fmt.Sprintf("usage_usec %d\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n", total.Microseconds()))
+		atomicWrite(filepath.Join(f.root, "kubepods.slice", "memory.current"), fmt.Sprintln(memory))
+	}()
 	for ctr, l := range f.load {
+		total += f.used[ctr] + time.Duration(l.milliCPU)*d/1000
+		memory += l.memory
 		f.used[ctr] += time.Duration(l.milliCPU) * d / 1000
 		periods := int64(f.used[ctr] / (100 * time.Millisecond))
 		throttled := int64(0)
@@ -164,7 +176,7 @@ func TestAgentResizesPods(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- agent.Run(actx, agent.RunOptions{Client: cluster.Client, Node: node, CgroupRoot: fake.root, Driver: cgroup.Systemd,
-			Actuator: "resize", Options: agent.Options{SampleInterval: 50 * time.Millisecond, Policy: p}})
+			Actuator: "resize", Options: agent.Options{SampleInterval: 50 * time.Millisecond, Policy: p}, ReportInterval: 300 * time.Millisecond})
 	}()
 	defer func() {
 		cancel()
@@ -207,11 +219,51 @@ func TestAgentResizesPods(t *testing.T) {
 	if floor := int64(200<<20) + p.MemoryHeadroom; i.Value() < floor {
 		t.Errorf("idle pod's memory limit %s is below its usage plus headroom (%d)", i.String(), floor)
 	}
+
+	// The node's measured usage is published for UsageAware: about
+	// 4 CPUs (two pods at 2000m, one at 5m) and 800Mi.
+	n, err := cluster.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, err := nodeusage.Decode(n.Annotations[nodeusage.Annotation])
+	if err != nil {
+		t.Fatalf("node usage report: %v", err)
+	}
+	t.Logf("node usage report: %+v", report)
+	if report.MilliCPU < 3000 || report.MilliCPU > 5000 || report.MemoryBytes != 800<<20 {
+		t.Errorf("node usage report %+v, want about 4005m and exactly 800Mi", report)
+	}
 }
 
 func atomicWrite(path, content string) {
 	tmp := path + ".tmp"
 	if os.WriteFile(tmp, []byte(content), 0o644) == nil {
 		_ = os.Rename(tmp, path)
+	}
+}
+
+// TestUsageAwarePrefersLessUsedNode: two otherwise equal nodes, one
+// reported (as the agent reports) at 90% measured usage, one at 10%: the
+// default profile's UsageAware sends new pods to the less used one.
+func TestUsageAwarePrefersLessUsedNode(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	nodes, selector := testNodes(ctx, t, 2, localcluster.NodeSpec{CPU: "8", Memory: "16Gi"})
+	ns := selector["switchyard.io/test-nodes"]
+	for i, cpu := range []int64{7200, 800} {
+		report := nodeusage.Report{MilliCPU: cpu, MemoryBytes: int64(float64(16<<30) * float64(cpu) / 8000), Window: 10 * time.Second, At: time.Now()}
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, nodeusage.Annotation, report.Encode())
+		if _, err := cluster.Client.CoreV1().Nodes().Patch(ctx, nodes[i], types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	createPods(ctx, t, ns, "web", 4, localcluster.PodSpec{SchedulerName: "switchyard", CPU: "100m", Memory: "128Mi",
+		Labels: map[string]string{"app": "web"}, NodeSelector: selector})
+	pods, err := cluster.WaitForBound(ctx, ns, "app=web", 4, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perNode := localcluster.PodsPerNode(pods); perNode[nodes[1]] != 4 {
+		t.Errorf("pods per node %v, want all 4 on %s (10%% measured usage) rather than %s (90%%)", perNode, nodes[1], nodes[0])
 	}
 }

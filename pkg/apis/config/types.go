@@ -38,3 +38,18 @@ type CalcSetArgs struct {
 	// members are tried again, so that a competing set can complete first.
 	BackoffAfterMisfit metav1.Duration
 }
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// UsageAwareArgs configure the UsageAware score plugin in one profile.
+type UsageAwareArgs struct {
+	metav1.TypeMeta
+
+	// MaxReportAge: a node whose usage report is older than this scores as
+	// if unknown (the middle score), so a dead agent cannot attract pods.
+	MaxReportAge metav1.Duration
+	// CPUWeight and MemoryWeight weigh the measured CPU and memory
+	// fractions of allocatable in the score.
+	CPUWeight    int64
+	MemoryWeight int64
+}

@@ -34,3 +34,19 @@ func SetDefaults_CalcSetArgs(obj *CalcSetArgs) { //nolint:revive // name require
 		obj.BackoffAfterMisfit = ptr.To(DefaultCalcSetMisfitBackoff)
 	}
 }
+
+// DefaultUsageAwareMaxReportAge is how old a node usage report may be.
+var DefaultUsageAwareMaxReportAge = metav1.Duration{Duration: time.Minute}
+
+// SetDefaults_UsageAwareArgs fills what the profile left out.
+func SetDefaults_UsageAwareArgs(obj *UsageAwareArgs) { //nolint:revive // name required by defaulter-gen
+	if obj.MaxReportAge == nil {
+		obj.MaxReportAge = ptr.To(DefaultUsageAwareMaxReportAge)
+	}
+	if obj.CPUWeight == nil {
+		obj.CPUWeight = ptr.To[int64](1)
+	}
+	if obj.MemoryWeight == nil {
+		obj.MemoryWeight = ptr.To[int64](1)
+	}
+}

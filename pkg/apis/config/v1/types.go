@@ -30,3 +30,24 @@ type CalcSetArgs struct {
 	// members are tried again. Default 2s.
 	BackoffAfterMisfit *metav1.Duration `json:"backoffAfterMisfit,omitempty"`
 }
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// UsageAwareArgs configure the UsageAware score plugin:
+//
+//	pluginConfig:
+//	- name: UsageAware
+//	  args:
+//	    maxReportAge: 1m
+//	    cpuWeight: 1
+//	    memoryWeight: 1
+type UsageAwareArgs struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// MaxReportAge: older node usage reports count as unknown. Default 1m.
+	MaxReportAge *metav1.Duration `json:"maxReportAge,omitempty"`
+	// CPUWeight of the measured CPU fraction. Default 1.
+	CPUWeight *int64 `json:"cpuWeight,omitempty"`
+	// MemoryWeight of the measured memory fraction. Default 1.
+	MemoryWeight *int64 `json:"memoryWeight,omitempty"`
+}

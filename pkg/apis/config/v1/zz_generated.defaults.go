@@ -30,9 +30,14 @@ import (
 // All generated defaulters are covering - they call all nested defaulters.
 func RegisterDefaults(scheme *runtime.Scheme) error {
 	scheme.AddTypeDefaultingFunc(&CalcSetArgs{}, func(obj interface{}) { SetObjectDefaults_CalcSetArgs(obj.(*CalcSetArgs)) })
+	scheme.AddTypeDefaultingFunc(&UsageAwareArgs{}, func(obj interface{}) { SetObjectDefaults_UsageAwareArgs(obj.(*UsageAwareArgs)) })
 	return nil
 }
 
 func SetObjectDefaults_CalcSetArgs(in *CalcSetArgs) {
 	SetDefaults_CalcSetArgs(in)
+}
+
+func SetObjectDefaults_UsageAwareArgs(in *UsageAwareArgs) {
+	SetDefaults_UsageAwareArgs(in)
 }

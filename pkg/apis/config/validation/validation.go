@@ -33,3 +33,21 @@ func ValidateCalcSetArgs(path *field.Path, args *config.CalcSetArgs) error {
 	}
 	return errs.ToAggregate()
 }
+
+// ValidateUsageAwareArgs reports every invalid field of UsageAwareArgs.
+func ValidateUsageAwareArgs(path *field.Path, args *config.UsageAwareArgs) error {
+	var errs field.ErrorList
+	if args.MaxReportAge.Duration < time.Second {
+		errs = append(errs, field.Invalid(path.Child("maxReportAge"), args.MaxReportAge.String(), "must be at least 1s"))
+	}
+	if args.CPUWeight < 0 || args.CPUWeight > 100 {
+		errs = append(errs, field.Invalid(path.Child("cpuWeight"), args.CPUWeight, "must be between 0 and 100"))
+	}
+	if args.MemoryWeight < 0 || args.MemoryWeight > 100 {
+		errs = append(errs, field.Invalid(path.Child("memoryWeight"), args.MemoryWeight, "must be between 0 and 100"))
+	}
+	if args.CPUWeight+args.MemoryWeight == 0 {
+		errs = append(errs, field.Invalid(path.Child("cpuWeight"), args.CPUWeight, "cpuWeight and memoryWeight must not both be 0"))
+	}
+	return errs.ToAggregate()
+}
