@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -125,6 +126,10 @@ func Run(ctx context.Context, o RunOptions) error {
 			_, _ = w.Write([]byte("ok"))
 		})
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("GET /policy", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(a.Policy())
+		})
 		if o.Configurator != nil {
 			client, err := a.configuratorClient(*o.Configurator)
 			if err != nil {

@@ -2,7 +2,9 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,6 +21,8 @@ import (
 	"github.com/switchyard-sched/switchyard/pkg/agent"
 	"github.com/switchyard-sched/switchyard/pkg/agent/cgroup"
 	"github.com/switchyard-sched/switchyard/pkg/agent/guardian"
+	"github.com/switchyard-sched/switchyard/pkg/configurator"
+	"github.com/switchyard-sched/switchyard/pkg/configurator/server"
 	"github.com/switchyard-sched/switchyard/pkg/nodeusage"
 	"github.com/switchyard-sched/switchyard/test/localcluster"
 )
@@ -265,5 +269,74 @@ func TestUsageAwarePrefersLessUsedNode(t *testing.T) {
 	}
 	if perNode := localcluster.PodsPerNode(pods); perNode[nodes[1]] != 4 {
 		t.Errorf("pods per node %v, want all 4 on %s (10%% measured usage) rather than %s (90%%)", perNode, nodes[1], nodes[0])
+	}
+}
+
+// TestAgentPolicyFromConfigurator changes the policy of every agent at
+// once, then of one node's agent, through the configurator.
+func TestAgentPolicyFromConfigurator(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ns := "agent-policy"
+	if err := cluster.CreateNamespace(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	rc := startConfigurator(ctx, t, ns, "", false, server.Options{CheckInterval: 200 * time.Millisecond})
+	policyURL := map[string]string{}
+	for _, node := range []string{"node-a", "node-b"} {
+		root := t.TempDir()
+		if err := os.WriteFile(filepath.Join(root, "cgroup.controllers"), []byte("cpu memory\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(root, "managed"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		port, err := localcluster.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		policyURL[node] = "http://" + addr + "/policy"
+		actx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			err := agent.Run(actx, agent.RunOptions{CgroupRoot: root, StandaloneDir: "managed", Actuator: "cgroup", ServeAddress: addr,
+				Options:      agent.Options{Policy: guardian.DefaultPolicy()},
+				Configurator: &configurator.ClientOptions{URL: rc.URL, Service: "switchyard-agent", Pod: node, Address: "http://" + addr, Token: configuratorToken, HeartbeatInterval: 200 * time.Millisecond}})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	policy := func(node string) guardian.Policy {
+		var p guardian.Policy
+		status, body := doJSON(t, http.MethodGet, policyURL[node], "", nil)
+		if status == http.StatusOK {
+			_ = json.Unmarshal(body, &p)
+		}
+		return p
+	}
+	waitFor(ctx, t, "both agents registered", 20*time.Second, func() bool { return len(replicasOf(t, rc, "switchyard-agent")) == 2 })
+	setConfig(t, rc, "switchyard-agent", nil, map[string]string{"window": "5s", "upper": "0.9"})
+	waitFor(ctx, t, "every agent on the new policy", 20*time.Second, func() bool {
+		return policy("node-a").Window == 5*time.Second && policy("node-b").Window == 5*time.Second && policy("node-b").Upper == 0.9
+	})
+	var nodeB int
+	for _, r := range replicasOf(t, rc, "switchyard-agent") {
+		if r.Pod == "node-b" {
+			nodeB = r.PodNumber
+		}
+	}
+	setConfig(t, rc, "switchyard-agent", &nodeB, map[string]string{"cooldown": "2m"})
+	waitFor(ctx, t, "node-b's agent on its own cooldown", 20*time.Second, func() bool { return policy("node-b").Cooldown == 2*time.Minute })
+	if c := policy("node-a").Cooldown; c != guardian.DefaultPolicy().Cooldown {
+		t.Errorf("node-a's cooldown changed to %s by a change for node-b", c)
+	}
+	// A bad policy is refused and the old one kept.
+	setConfig(t, rc, "switchyard-agent", nil, map[string]string{"lower": "0.95"})
+	time.Sleep(time.Second)
+	if p := policy("node-a"); p.Lower != guardian.DefaultPolicy().Lower || p.Window != 5*time.Second {
+		t.Errorf("node-a took an invalid policy: %+v", p)
 	}
 }
