@@ -12,7 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
@@ -25,6 +24,7 @@ import (
 	"github.com/switchyard-sched/switchyard/pkg/agent/cgroup"
 	"github.com/switchyard-sched/switchyard/pkg/agent/guardian"
 	"github.com/switchyard-sched/switchyard/pkg/configurator"
+	"github.com/switchyard-sched/switchyard/pkg/probes"
 )
 
 // RunOptions wire one agent.
@@ -116,17 +116,12 @@ func Run(ctx context.Context, o RunOptions) error {
 	}
 	var ready atomic.Bool
 	if o.ServeAddress != "" {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-			if !ready.Load() {
-				http.Error(w, "not started", http.StatusServiceUnavailable)
-				return
-			}
-			_, _ = w.Write([]byte("ok"))
-		})
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("GET /policy", func(w http.ResponseWriter, _ *http.Request) {
+		srv, err := probes.Start(ctx, probes.Options{Addr: o.ServeAddress, Registry: reg, Ready: ready.Load, NotReady: "not started"})
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		srv.Mux.HandleFunc("GET /policy", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(w).Encode(a.Policy())
 		})
@@ -135,16 +130,9 @@ func Run(ctx context.Context, o RunOptions) error {
 			if err != nil {
 				return err
 			}
-			mux.Handle("/switchyard/", client.Handler())
+			srv.Mux.Handle("/switchyard/", client.Handler())
 			go func() { _ = client.Run(ctx) }()
 		}
-		srv := &http.Server{Addr: o.ServeAddress, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				logger.Error(err, "Serving health and metrics")
-			}
-		}()
-		defer srv.Close()
 	}
 	if o.StandaloneDir == "" {
 		interval := o.ReportInterval

@@ -1,9 +1,9 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -41,33 +41,15 @@ func envOr(name, def string) string {
 }
 
 func (f *configuratorFlags) call(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		data, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(data)
+	err := configurator.Call(ctx, &http.Client{Timeout: 10 * time.Second}, f.url, f.token, method, path, in, out)
+	var status *configurator.StatusError
+	if errors.As(err, &status) {
+		return fmt.Errorf("switchyard-configurator: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(f.url, "/")+path, body)
-	if err != nil {
-		return err
-	}
-	if f.token != "" {
-		req.Header.Set("Authorization", "Bearer "+f.token)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		return fmt.Errorf("reaching switchyard-configurator at %s: %w", f.url, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		var e configurator.Error
-		_ = json.NewDecoder(resp.Body).Decode(&e)
-		return fmt.Errorf("switchyard-configurator: HTTP %d: %s", resp.StatusCode, e.Error)
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	return nil
 }
 
 func addConfiguratorCommands(root *cobra.Command, streams genericiooptions.IOStreams) {

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -213,6 +214,13 @@ func (c *Client) register(ctx context.Context) (RegisterResponse, error) {
 
 // call does one JSON request to the configurator.
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	return Call(ctx, c.opts.HTTPClient, c.opts.URL, c.opts.Token, method, path, in, out)
+}
+
+// Call does one JSON request to the configurator at baseURL (with the
+// bearer token when set) and decodes the answer into out (when not nil);
+// a non-2xx answer is a *StatusError carrying the configurator's message.
+func Call(ctx context.Context, client *http.Client, baseURL, token, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		data, err := json.Marshal(in)
@@ -221,15 +229,15 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		}
 		body = bytes.NewReader(data)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.opts.URL+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(baseURL, "/")+path, body)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if c.opts.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := c.opts.HTTPClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}

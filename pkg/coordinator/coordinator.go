@@ -8,9 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -18,7 +15,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -35,6 +31,7 @@ import (
 	"github.com/switchyard-sched/switchyard/pkg/dispatch"
 	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
 	syinformers "github.com/switchyard-sched/switchyard/pkg/generated/informers/externalversions"
+	"github.com/switchyard-sched/switchyard/pkg/probes"
 	"github.com/switchyard-sched/switchyard/pkg/routing"
 )
 
@@ -101,7 +98,10 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 	dispatchMetrics, decisionMetrics := dispatch.NewMetrics(reg), decisions.NewMetrics(reg)
 	var ready atomic.Bool
 	if opts.ServeAddress != "" {
-		srv, err := serve(ctx, opts.ServeAddress, reg, &ready, opts.Profiling)
+		// Ready means: this replica leads and its caches are synced. Standby
+		// replicas report not ready, so the Service reaches the leader's metrics.
+		srv, err := probes.Start(ctx, probes.Options{Addr: opts.ServeAddress, Registry: reg, Ready: ready.Load,
+			NotReady: "not leading or caches not synced", Profiling: opts.Profiling})
 		if err != nil {
 			return err
 		}
@@ -218,38 +218,4 @@ func runControllers(ctx context.Context, client kubernetes.Interface, sy version
 	factory.Shutdown()
 	syFactory.Shutdown()
 	return nil
-}
-
-func serve(ctx context.Context, addr string, reg *prometheus.Registry, ready *atomic.Bool, profiling bool) (*http.Server, error) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	mux.HandleFunc("/livez", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	// Ready means: this replica leads and its caches are synced. Standby
-	// replicas report not ready, so the Service reaches the leader's metrics.
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "not leading or caches not synced", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok"))
-	})
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	if profiling {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("serving health and metrics: %w", err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			klog.FromContext(ctx).Error(err, "Health and metrics server stopped")
-		}
-	}()
-	return srv, nil
 }

@@ -3,13 +3,11 @@ package shortjob
 import (
 	"context"
 	"errors"
-	"net/http"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -18,6 +16,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/switchyard-sched/switchyard/pkg/broker"
+	"github.com/switchyard-sched/switchyard/pkg/probes"
 )
 
 // Options configure one short-job scheduler replica.
@@ -50,22 +49,10 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 	}
 	var ready atomic.Bool
 	if opts.ServeAddress != "" {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-			if !ready.Load() {
-				http.Error(w, "informers not synced or broker not connected", http.StatusServiceUnavailable)
-				return
-			}
-			_, _ = w.Write([]byte("ok"))
-		})
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		srv := &http.Server{Addr: opts.ServeAddress, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				logger.Error(err, "Serving health and metrics")
-			}
-		}()
+		srv, err := probes.Start(ctx, probes.Options{Addr: opts.ServeAddress, Registry: reg, Ready: ready.Load, NotReady: "informers not synced or broker not connected"})
+		if err != nil {
+			return err
+		}
 		defer srv.Close()
 	}
 	name := opts.Identity

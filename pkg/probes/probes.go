@@ -1,0 +1,82 @@
+// Package probes serves what every Switchyard component exposes to the
+// kubelet and to Prometheus: /healthz and /livez (the process answers),
+// /readyz (the component says it is ready), /metrics, and optionally
+// /debug/pprof. Components add their own endpoints to the same mux.
+package probes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/klog/v2"
+)
+
+// Server is a started probe server.
+type Server struct {
+	// Mux takes the component's extra endpoints.
+	Mux *http.ServeMux
+	srv *http.Server
+}
+
+// Options of a probe server.
+type Options struct {
+	// Addr to listen on, e.g. ":8080".
+	Addr string
+	// Registry served at /metrics.
+	Registry *prometheus.Registry
+	// Ready is what /readyz reports; always ready when nil.
+	Ready func() bool
+	// NotReady is /readyz's message while not ready.
+	NotReady string
+	// Profiling serves /debug/pprof.
+	Profiling bool
+}
+
+// Start listens (an address in use is an error now, not later) and serves
+// until Close.
+func Start(ctx context.Context, o Options) (*Server, error) {
+	s := &Server{Mux: http.NewServeMux()}
+	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }
+	s.Mux.HandleFunc("/healthz", ok)
+	s.Mux.HandleFunc("/livez", ok)
+	notReady := o.NotReady
+	if notReady == "" {
+		notReady = "not ready"
+	}
+	s.Mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if o.Ready != nil && !o.Ready() {
+			http.Error(w, notReady, http.StatusServiceUnavailable)
+			return
+		}
+		ok(w, r)
+	})
+	s.Mux.Handle("/metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
+	if o.Profiling {
+		s.Mux.HandleFunc("/debug/pprof/", pprof.Index)
+		s.Mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		s.Mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		s.Mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		s.Mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	l, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("serving health and metrics: %w", err)
+	}
+	s.srv = &http.Server{Handler: s.Mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			klog.FromContext(ctx).Error(err, "Health and metrics server stopped")
+		}
+	}()
+	return s, nil
+}
+
+// Close stops serving.
+func (s *Server) Close() error { return s.srv.Close() }
