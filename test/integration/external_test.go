@@ -363,3 +363,35 @@ func TestDecisionStream(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// TestExternalRepublishesUnboundPods: with no consumer, a pod still unbound
+// after the queue's deadline is published again; once a consumer runs the
+// pod is bound once and the extra messages are skipped as already bound.
+func TestExternalRepublishesUnboundPods(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	_, selector := testNodes(ctx, t, 1, localcluster.NodeSpec{CPU: "4", Memory: "8Gi"})
+	ns := selector["switchyard.io/test-nodes"]
+	amqpQueue := runID + ".ext-republish"
+	t.Cleanup(func() { deleteAMQPQueues(amqpQueue) })
+	createQueue(ctx, t, "ext-republish", v1alpha1.QueueSpec{External: &v1alpha1.ExternalScheduler{AMQPQueue: amqpQueue, RepublishAfterSeconds: 1}})
+	if err := cluster.WaitForRouting(ctx, ns, "ext-republish", v1alpha1.ExternalSchedulerName); err != nil {
+		t.Fatal(err)
+	}
+	createExternalPods(ctx, t, ns, "ext-republish", 1, selector)
+	waitFor(ctx, t, "the pod published again after its deadline", 30*time.Second, func() bool {
+		return gathered(t, "switchyard_dispatch_republished_total", "queue", "ext-republish", coordinator.Registry) >= 2
+	})
+	reg := startShortJob(ctx, t, amqpQueue, "shortjob-republish")
+	if _, err := cluster.WaitForBound(ctx, ns, "test=queued", 1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// Duplicates handled after the bind find the pod bound; those handled
+	// at the same time lose the bind race (409). Both are skipped.
+	waitFor(ctx, t, "the duplicates consumed", 30*time.Second, func() bool {
+		return gathered(t, "switchyard_shortjob_messages_total", "outcome", shortjob.OutcomeAlready, reg)+
+			gathered(t, "switchyard_shortjob_messages_total", "outcome", shortjob.OutcomeLostRace, reg) >= 2
+	})
+	if bound := gathered(t, "switchyard_shortjob_messages_total", "outcome", shortjob.OutcomeBound, reg); bound != 1 {
+		t.Errorf("%v successful binds of one pod, want exactly 1", bound)
+	}
+}
