@@ -18,6 +18,7 @@ package calcset
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -244,6 +245,19 @@ func (r room) fits(d demand) bool {
 
 func (r *room) plus(o room) { r.milliCPU += o.milliCPU; r.memory += o.memory; r.pods += o.pods }
 
+func (r room) minus(d demand) room {
+	return room{milliCPU: r.milliCPU - d.milliCPU, memory: r.memory - d.memory, pods: r.pods - d.pods}
+}
+
+// partialSet is another set seen in the snapshot: where its first member
+// is, how many are placed, and what one member asks for (members of a set
+// are assumed alike).
+type partialSet struct {
+	node         string
+	placed, size int
+	member       demand
+}
+
 // PreFilter places the set against this cycle's snapshot: the members not
 // yet placed must fit together in the domain the placed ones chose (or in
 // some domain, if none is placed), and the pod may only go there.
@@ -270,14 +284,44 @@ func (pl *CalcSet) PreFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod,
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable,
 			fmt.Sprintf("calculation set %s has %d of %d members; waiting for the rest", spec.Name, len(members), spec.Size))
 	}
-	// Placed members: bound, or reserved in this snapshot.
+	// Placed members: bound, or reserved in this snapshot. Other sets that
+	// are placed but not complete have room promised on their node: count
+	// it as taken, or two sets interleaving on one node would both believe
+	// they fit and one would have to back off.
 	placedOn := map[types.UID]string{}
+	others := map[string]*partialSet{}
 	for _, n := range nodes {
 		for _, pi := range n.GetPods() {
 			p := pi.GetPod()
-			if p.Namespace == spec.Namespace && p.Labels[SetLabel] == spec.Name {
+			name, isMember := p.Labels[SetLabel]
+			switch {
+			case !isMember:
+			case p.Namespace == spec.Namespace && name == spec.Name:
 				placedOn[p.UID] = n.Node().Name
+			default:
+				key := p.Namespace + "/" + name
+				o := others[key]
+				if o == nil {
+					size, err := strconv.Atoi(p.Labels[SizeLabel])
+					if err != nil {
+						continue
+					}
+					o = &partialSet{node: n.Node().Name, size: size}
+					o.member.add(p)
+					others[key] = o
+				}
+				o.placed++
 			}
+		}
+	}
+	promised := map[string]demand{}
+	for _, o := range others {
+		if missing := o.size - o.placed; missing > 0 {
+			d := promised[o.node]
+			d.milliCPU += o.member.milliCPU * int64(missing)
+			d.memory += o.member.memory * int64(missing)
+			d.pods += missing
+			promised[o.node] = d
 		}
 	}
 	var need demand
@@ -286,7 +330,7 @@ func (pl *CalcSet) PreFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod,
 			need.add(m)
 		}
 	}
-	candidates, where := pl.domain(spec, nodes, placedOn, need)
+	candidates, where := pl.domain(spec, nodes, placedOn, need, promised)
 	if candidates == nil {
 		pl.misfitSet(ctx, spec, pod, fmt.Sprintf("%d unplaced members needing cpu=%dm memory=%dMi do not fit %s", need.pods, need.milliCPU, need.memory>>20, where))
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable,
@@ -300,7 +344,8 @@ func (pl *CalcSet) PreFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod,
 
 // domain returns the nodes the pod may go to so that the whole set fits,
 // or nil and a description of where it does not fit.
-func (pl *CalcSet) domain(spec Spec, nodes []fwk.NodeInfo, placedOn map[types.UID]string, need demand) (sets.Set[string], string) {
+func (pl *CalcSet) domain(spec Spec, nodes []fwk.NodeInfo, placedOn map[types.UID]string, need demand, promised map[string]demand) (sets.Set[string], string) {
+	roomOf := func(n fwk.NodeInfo) room { return roomOf(n).minus(promised[n.Node().Name]) }
 	byName := make(map[string]fwk.NodeInfo, len(nodes))
 	zones := map[string][]fwk.NodeInfo{}
 	for _, n := range nodes {

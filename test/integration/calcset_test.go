@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/switchyard-sched/switchyard/pkg/calcset"
@@ -308,4 +309,73 @@ func TestCalcSetBadLabels(t *testing.T) {
 	if _, err := cluster.WaitForBound(ctx, ns, calcset.SetLabel+"=size-nan", 1, time.Minute); err != nil {
 		t.Fatalf("fixing the size label did not release the pod: %v", err)
 	}
+}
+
+// TestCalcSetInterleavedSetsDoNotCollide makes 10 sets of 8 half-CPU
+// members schedulable at the same moment (their nodes get the label the
+// pods select only once every pod exists), so the queue interleaves them
+// member by member, on 10 six-CPU nodes: a node fits one set and a half,
+// and packing pulls every set to the fullest node. Every set lands whole on
+// one node, and no set backs off because another had promised the room.
+func TestCalcSetInterleavedSetsDoNotCollide(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	nodes, selector := testNodes(ctx, t, 10, localcluster.NodeSpec{CPU: "6", Memory: "64Gi"})
+	ns := selector["switchyard.io/test-nodes"]
+	closed := map[string]string{"switchyard.io/test-open": "yes"}
+	for k, v := range selector {
+		closed[k] = v
+	}
+	misfitsBefore := calcSetRejections(t, "misfit")
+	for i := range 8 {
+		for s := range 10 {
+			if _, err := cluster.CreatePods(ctx, setMember(ns, fmt.Sprintf("set%02d", s), i, 8, "500m", closed, nil)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, n := range nodes {
+		if _, err := cluster.Client.CoreV1().Nodes().Patch(ctx, n, types.MergePatchType, []byte(`{"metadata":{"labels":{"switchyard.io/test-open":"yes"}}}`), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pods, err := cluster.WaitForBound(ctx, ns, calcset.SetLabel, 80, 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeOf := map[string]map[string]bool{}
+	for _, p := range pods {
+		set := p.Labels[calcset.SetLabel]
+		if nodeOf[set] == nil {
+			nodeOf[set] = map[string]bool{}
+		}
+		nodeOf[set][p.Spec.NodeName] = true
+	}
+	for set, nodes := range nodeOf {
+		if len(nodes) != 1 {
+			t.Errorf("set %s spread over %d nodes, want one", set, len(nodes))
+		}
+	}
+	if n := calcSetRejections(t, "misfit") - misfitsBefore; n != 0 {
+		t.Errorf("%v sets backed off after a misfit; promised room should prevent collisions", n)
+	}
+}
+
+// calcSetRejections reads the in-process scheduler's CalcSet metric.
+func calcSetRejections(t *testing.T, reason string) float64 {
+	t.Helper()
+	families, err := legacyregistry.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, f := range families {
+		if f.GetName() == "switchyard_calcset_sets_rejected_total" {
+			for _, m := range f.GetMetric() {
+				if labelValue(m, "reason") == reason {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
 }
