@@ -177,7 +177,7 @@ func (c *Controller) podChanged(obj any, deleted bool) {
 		return
 	}
 	c.mu.Lock()
-	if _, ok := c.state.inflight[pod.UID]; ok && (!hasGate(pod) || pod.DeletionTimestamp != nil) {
+	if _, ok := c.state.inflight[pod.UID]; ok && (!v1alpha1.HasAdmissionGate(pod) || pod.DeletionTimestamp != nil) {
 		delete(c.state.inflight, pod.UID)
 	}
 	if deleted {
@@ -429,7 +429,7 @@ func (c *Controller) snapshot(now time.Time) (map[string]*queueView, int, error)
 // looked at: their gate stays until the Queue returns.
 func (c *Controller) classify(v *queueView, pod *corev1.Pod) int {
 	c.announce(pod, v.queue.Name)
-	if _, sent := c.state.inflight[pod.UID]; hasGate(pod) && !sent {
+	if _, sent := c.state.inflight[pod.UID]; v1alpha1.HasAdmissionGate(pod) && !sent {
 		v.pending = append(v.pending, pod)
 		return 0
 	}
@@ -560,15 +560,6 @@ func (c *Controller) forget(uid types.UID) {
 	delete(c.state.inflight, uid)
 	c.mu.Unlock()
 	c.poke()
-}
-
-func hasGate(pod *corev1.Pod) bool {
-	for _, g := range pod.Spec.SchedulingGates {
-		if g.Name == v1alpha1.AdmissionGate {
-			return true
-		}
-	}
-	return false
 }
 
 func podRequests(pod *corev1.Pod) corev1.ResourceList {

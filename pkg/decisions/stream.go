@@ -145,20 +145,11 @@ func (s *Stream) observe(obj any, deleted bool) {
 		s.enqueue(pod, queue, Routed, 1)
 		last = 1
 	}
-	if last < 2 && !gated(pod) {
+	if last < 2 && !v1alpha1.HasAdmissionGate(pod) {
 		s.enqueue(pod, queue, Admitted, 2)
 		last = 2
 	}
 	s.seen[pod.UID] = last
-}
-
-func gated(pod *corev1.Pod) bool {
-	for _, g := range pod.Spec.SchedulingGates {
-		if g.Name == v1alpha1.AdmissionGate {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Stream) enqueue(pod *corev1.Pod, queue, decision string, seq int) {

@@ -226,15 +226,7 @@ func waitingForExternalScheduler(pod *corev1.Pod) bool {
 	if pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil || pod.Spec.SchedulerName != v1alpha1.ExternalSchedulerName {
 		return false
 	}
-	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
-		return false
-	}
-	for _, g := range pod.Spec.SchedulingGates {
-		if g.Name == v1alpha1.AdmissionGate {
-			return false
-		}
-	}
-	return true
+	return pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed && !v1alpha1.HasAdmissionGate(pod)
 }
 
 // declare makes the queue's RabbitMQ queue (with its dead-letter and retry

@@ -96,7 +96,7 @@ func TestQueueRoutingByLabel(t *testing.T) {
 		if got := pod.Annotations["switchyard.io/routed-queue"]; got != tc.wantQueue {
 			t.Errorf("pod %s routed to queue %q, want %q", tc.pod, got, tc.wantQueue)
 		}
-		if got := localcluster.HasSchedulingGate(pod, v1alpha1.AdmissionGate); got != tc.wantGate {
+		if got := v1alpha1.HasAdmissionGate(pod); got != tc.wantGate {
 			t.Errorf("pod %s: admission gate present = %v, want %v", tc.pod, got, tc.wantGate)
 		}
 	}
@@ -107,7 +107,7 @@ func TestQueueRoutingByLabel(t *testing.T) {
 		t.Fatal(err)
 	}
 	held, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, "held", metav1.GetOptions{})
-	if err != nil || held.Spec.NodeName != "" || !localcluster.HasSchedulingGate(held, v1alpha1.AdmissionGate) {
+	if err != nil || held.Spec.NodeName != "" || !v1alpha1.HasAdmissionGate(held) {
 		t.Fatalf("the held pod must stay gated and unbound while maxAdmitted is 0 (err %v)", err)
 	}
 	sy := switchyardClient(t)
@@ -164,7 +164,7 @@ func admittedCheck(max int) func(map[types.UID]*corev1.Pod, *corev1.Pod) error {
 	return func(pods map[types.UID]*corev1.Pod, _ *corev1.Pod) error {
 		n := 0
 		for _, p := range pods {
-			if !localcluster.HasSchedulingGate(p, v1alpha1.AdmissionGate) && p.Spec.NodeName == "" && p.DeletionTimestamp == nil {
+			if !v1alpha1.HasAdmissionGate(p) && p.Spec.NodeName == "" && p.DeletionTimestamp == nil {
 				n++
 			}
 		}
@@ -233,7 +233,7 @@ func TestQuotaNeverExceeded(t *testing.T) {
 		used := resource.Quantity{}
 		for _, p := range pods {
 			running := p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed && p.DeletionTimestamp == nil
-			if running && !localcluster.HasSchedulingGate(p, v1alpha1.AdmissionGate) {
+			if running && !v1alpha1.HasAdmissionGate(p) {
 				used.Add(*p.Spec.Containers[0].Resources.Requests.Cpu())
 			}
 		}
@@ -294,7 +294,7 @@ func TestWeightedShare(t *testing.T) {
 	var order []string
 	seen := map[types.UID]bool{}
 	observer, err := cluster.ObservePods(ctx, ns, func(_ map[types.UID]*corev1.Pod, p *corev1.Pod) error {
-		if !seen[p.UID] && !localcluster.HasSchedulingGate(p, v1alpha1.AdmissionGate) {
+		if !seen[p.UID] && !v1alpha1.HasAdmissionGate(p) {
 			seen[p.UID] = true
 			mu.Lock()
 			order = append(order, p.Labels[v1alpha1.QueueLabel])
@@ -344,7 +344,7 @@ func TestCoordinatorRestartLosesNothing(t *testing.T) {
 	observer, err := cluster.ObservePods(ctx, ns, func(pods map[types.UID]*corev1.Pod, p *corev1.Pod) error {
 		n := 0
 		for _, p := range pods {
-			if !localcluster.HasSchedulingGate(p, v1alpha1.AdmissionGate) {
+			if !v1alpha1.HasAdmissionGate(p) {
 				n++
 			}
 		}
@@ -371,7 +371,7 @@ func TestCoordinatorRestartLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	restartCoordinator(ctx, t, &coordinatorpkg.Options{})
-	firstAdmitted := counterSum(t, first, "switchyard_queue_admissions_total", "restart")
+	firstAdmitted := gathered(t, "switchyard_queue_admissions_total", "queue", "restart", first.Registry)
 	mu.Lock()
 	t.Logf("first coordinator stopped after admitting %d of 1000 pods (%d observed ungated then)", int(firstAdmitted), ungated)
 	if firstAdmitted >= 1000 {
@@ -385,7 +385,7 @@ func TestCoordinatorRestartLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secondAdmitted := counterSum(t, coordinator, "switchyard_queue_admissions_total", "restart")
+	secondAdmitted := gathered(t, "switchyard_queue_admissions_total", "queue", "restart", coordinator.Registry)
 	if total := int(firstAdmitted + secondAdmitted); total != 1000 {
 		t.Errorf("the two coordinators admitted %d + %d = %d pods, want exactly 1000", int(firstAdmitted), int(secondAdmitted), total)
 	}
@@ -408,26 +408,6 @@ func restartCoordinator(ctx context.Context, t *testing.T, opts *coordinatorpkg.
 	if coordinator, err = cluster.StartCoordinator(ctx, coordinatorOptions(*opts)); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func counterSum(t *testing.T, c *localcluster.RunningCoordinator, name, queue string) float64 {
-	t.Helper()
-	families, err := c.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if labelValue(m, "queue") == queue {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
 }
 
 func labelValue(m *dto.Metric, name string) string {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -95,14 +94,4 @@ func (c *Cluster) WaitForRouting(ctx context.Context, namespace, queue, profile 
 		return fmt.Errorf("pods for queue %q are not routed to %q (last: %s): %w", queue, profile, last, err)
 	}
 	return nil
-}
-
-// HasSchedulingGate reports whether the pod carries the named gate.
-func HasSchedulingGate(pod *corev1.Pod, gate string) bool {
-	for _, g := range pod.Spec.SchedulingGates {
-		if g.Name == gate {
-			return true
-		}
-	}
-	return false
 }

@@ -41,7 +41,7 @@ func (b *bench) admit(ctx context.Context, _ string, variant string, _ int) (Run
 	}
 	ungated := &bindLog{bound: map[string]time.Time{}}
 	observer, err := b.cluster.ObservePods(ctx, namespace, func(_ map[types.UID]*corev1.Pod, p *corev1.Pod) error {
-		if !localcluster.HasSchedulingGate(p, v1alpha1.AdmissionGate) {
+		if !v1alpha1.HasAdmissionGate(p) {
 			ungated.mu.Lock()
 			if _, ok := ungated.bound[p.Name]; !ok {
 				ungated.bound[p.Name] = time.Now()
@@ -113,7 +113,7 @@ func (b *bench) ensureAdmissionQueue(ctx context.Context) error {
 	probe := localcluster.Pod(namespace, "gate-probe", localcluster.PodSpec{SchedulerName: v1alpha1.RouterSchedulerName, Labels: map[string]string{v1alpha1.QueueLabel: admissionQueue}})
 	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		created, err := b.cluster.Client.CoreV1().Pods(namespace).Create(ctx, probe.DeepCopy(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		return err == nil && localcluster.HasSchedulingGate(created, v1alpha1.AdmissionGate), nil
+		return err == nil && v1alpha1.HasAdmissionGate(created), nil
 	})
 }
 
