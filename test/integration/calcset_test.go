@@ -325,7 +325,7 @@ func TestCalcSetInterleavedSetsDoNotCollide(t *testing.T) {
 	for k, v := range selector {
 		closed[k] = v
 	}
-	misfitsBefore := calcSetRejections(t, "misfit")
+	misfitsBefore := gathered(t, "switchyard_calcset_sets_rejected_total", "reason", "misfit", legacyregistry.DefaultGatherer)
 	for i := range 8 {
 		for s := range 10 {
 			if _, err := cluster.CreatePods(ctx, setMember(ns, fmt.Sprintf("set%02d", s), i, 8, "500m", closed, nil)); err != nil {
@@ -355,27 +355,7 @@ func TestCalcSetInterleavedSetsDoNotCollide(t *testing.T) {
 			t.Errorf("set %s spread over %d nodes, want one", set, len(nodes))
 		}
 	}
-	if n := calcSetRejections(t, "misfit") - misfitsBefore; n != 0 {
+	if n := gathered(t, "switchyard_calcset_sets_rejected_total", "reason", "misfit", legacyregistry.DefaultGatherer) - misfitsBefore; n != 0 {
 		t.Errorf("%v sets backed off after a misfit; promised room should prevent collisions", n)
 	}
-}
-
-// calcSetRejections reads the in-process scheduler's CalcSet metric.
-func calcSetRejections(t *testing.T, reason string) float64 {
-	t.Helper()
-	families, err := legacyregistry.DefaultGatherer.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, f := range families {
-		if f.GetName() == "switchyard_calcset_sets_rejected_total" {
-			for _, m := range f.GetMetric() {
-				if labelValue(m, "reason") == reason {
-					sum += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return sum
 }

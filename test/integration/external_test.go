@@ -64,8 +64,9 @@ func startShortJob(ctx context.Context, t *testing.T, queue, identity string) *p
 	return reg
 }
 
-// gathered sums a metric over the registries, for label outcome when set.
-func gathered(t *testing.T, name, label, value string, regs ...*prometheus.Registry) float64 {
+// gathered sums a counter over the registries, only its series whose
+// label has value when label is set.
+func gathered(t *testing.T, name, label, value string, regs ...prometheus.Gatherer) float64 {
 	t.Helper()
 	sum := 0.0
 	for _, reg := range regs {
