@@ -188,7 +188,7 @@ func (a *Agent) Step(ctx context.Context, now time.Time) {
 			a.trackers[r.target.Key] = tr
 		}
 		a.mu.Unlock()
-		a.metrics.observe(r.target.Key, r.stats, r.limits)
+		a.metrics.observe(r.target.Key, now, r.stats, r.limits)
 		if !tr.Observe(now, r.stats) {
 			continue
 		}
@@ -223,9 +223,8 @@ type Metrics struct {
 	ActuationErrors *prometheus.CounterVec
 	Errors          *prometheus.CounterVec
 
-	mu       sync.Mutex
-	lastCPU  map[string]sampleAt
-	interval time.Duration
+	mu      sync.Mutex
+	lastCPU map[string]sampleAt
 }
 
 type sampleAt struct {
@@ -260,10 +259,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) observe(key string, st cgroup.Stats, lim cgroup.Limits) {
+// observe sets the gauges; CPU usage is over the time since the previous
+// sample, by the same clock the guardian sees.
+func (m *Metrics) observe(key string, now time.Time, st cgroup.Stats, lim cgroup.Limits) {
 	m.mu.Lock()
 	prev, ok := m.lastCPU[key]
-	now := time.Now()
 	m.lastCPU[key] = sampleAt{now, st.CPUUsage}
 	m.mu.Unlock()
 	if ok && now.After(prev.at) && st.CPUUsage >= prev.usage {
