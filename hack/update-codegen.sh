@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates deepcopy, conversion and defaulting functions, the typed clientset, listers and informers
-# (k8s.io/code-generator) and the CRD manifests (controller-gen) from the
+# and apply configurations (k8s.io/code-generator) and the CRD manifests (controller-gen) from the
 # types in pkg/apis, with the generators built from vendor/.
 # With --verify, checks that the committed files are current and changes nothing.
 set -euo pipefail
@@ -24,7 +24,10 @@ generate() {
   "${TOOLS}/conversion-gen" --go-header-file "${HEADER}" --output-file zz_generated.conversion.go \
     --extra-peer-dirs k8s.io/apimachinery/pkg/apis/meta/v1 ./pkg/apis/config/v1
   "${TOOLS}/defaulter-gen" --go-header-file "${HEADER}" --output-file zz_generated.defaults.go ./pkg/apis/config/v1
+  "${TOOLS}/applyconfiguration-gen" --go-header-file "${HEADER}" \
+    --output-pkg "${MODULE}/pkg/generated/applyconfiguration" --output-dir pkg/generated/applyconfiguration "${APIS[@]}"
   "${TOOLS}/client-gen" --go-header-file "${HEADER}" --clientset-name versioned --input-base "" \
+    --apply-configuration-package "${MODULE}/pkg/generated/applyconfiguration" \
     --input "${MODULE}/pkg/apis/switchyard/v1alpha1" \
     --output-pkg "${MODULE}/pkg/generated/clientset" --output-dir pkg/generated/clientset
   "${TOOLS}/lister-gen" --go-header-file "${HEADER}" \

@@ -1,6 +1,9 @@
 package v1alpha1
 
-import corev1 "k8s.io/api/core/v1"
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
 
 // HasAdmissionGate reports whether the pod still waits in its queue: it
 // carries the AdmissionGate scheduling gate.
@@ -11,4 +14,21 @@ func HasAdmissionGate(pod *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// AdmissionRecord is the value of AdmittedAnnotation, as JSON: what a user
+// needs to know about a pod's admission, written in the same patch that
+// removes the gate.
+//
+// +k8s:deepcopy-gen=false
+type AdmissionRecord struct {
+	// Queue admitted the pod.
+	Queue string `json:"queue"`
+	// Time of the admission decision (RFC 3339).
+	Time metav1.Time `json:"time"`
+	// Waited is how long the pod waited from creation, e.g. "1.2s".
+	Waited string `json:"waited"`
+	// Limits are the queue's limits the admission was checked against and
+	// what they stood at with this pod counted, e.g. "maxAdmitted 3/10".
+	Limits string `json:"limits"`
 }

@@ -25,7 +25,7 @@ func Resource(resource string) schema.GroupResource {
 }
 
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(SchemeGroupVersion, &Queue{}, &QueueList{})
+	scheme.AddKnownTypes(SchemeGroupVersion, &Queue{}, &QueueList{}, &RoutingTable{}, &RoutingTableList{})
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil
 }

@@ -6,22 +6,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-const (
-	// QueueLabel is the pod label that names the pod's Queue.
-	QueueLabel = "switchyard.io/queue"
-	// RouterSchedulerName is what pods put in spec.schedulerName to be routed
-	// by their queue label. It is also the default queue's profile, so that a
-	// pod created before any routing policy existed is still scheduled.
-	RouterSchedulerName = "switchyard"
-	// AdmissionGate is the scheduling gate that holds a pod of a queue with
-	// admission limits until the coordinator admits it.
-	AdmissionGate = "switchyard.io/admission"
-	// ExternalSchedulerName is the spec.schedulerName of pods of external
-	// queues: no in-cluster profile serves it, so only the external
-	// scheduler that consumes the queue's messages binds them.
-	ExternalSchedulerName = "switchyard-external"
-)
-
 // Queue is a line that pods wait in: it names the scheduler profile that
 // schedules its pods and the limits under which they are admitted.
 //
@@ -181,13 +165,6 @@ type QueueStatus struct {
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
-// Condition types of a Queue.
-const (
-	QueueReady            = "Ready"
-	QueueProfileMissing   = "ProfileMissing"
-	QueueDuplicateDefault = "DuplicateDefault"
-)
-
 // QueueList is a list of Queues.
 //
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
@@ -196,4 +173,46 @@ type QueueList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Queue `json:"items"`
+}
+
+// RoutingTable is the parameter of the switchyard-routing
+// MutatingAdmissionPolicy: where the API server sends the pods of each
+// Queue. The coordinator writes the one RoutingTable, named
+// switchyard-routing, from the Queues; nobody else should. Kept out of the
+// policy's CEL so that a Queue change needs no policy recompilation and
+// tens of thousands of Queues fit (a CEL program is capped at 100,000 code
+// points; this object at what etcd stores in one request, 1.5 MiB).
+//
+// +genclient
+// +genclient:nonNamespaced
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,categories=switchyard
+// +kubebuilder:printcolumn:name="Default",type=string,JSONPath=`.defaultQueue`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type RoutingTable struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Routes maps each Queue's name to the spec.schedulerName its pods get,
+	// prefixed with "+" when its pods get the admission gate. Atomic: the
+	// coordinator replaces it whole, and the API server tracks one field,
+	// not one per Queue.
+	// +optional
+	// +mapType=atomic
+	Routes map[string]string `json:"routes,omitempty"`
+	// DefaultQueue receives pods without a queue label, or whose label names
+	// no Queue. Empty: such pods keep schedulerName switchyard.
+	// +optional
+	DefaultQueue string `json:"defaultQueue,omitempty"`
+}
+
+// RoutingTableList is a list of RoutingTables.
+//
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+type RoutingTableList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []RoutingTable `json:"items"`
 }

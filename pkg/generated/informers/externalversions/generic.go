@@ -55,6 +55,8 @@ func (f *sharedInformerFactory) ForResource(resource schema.GroupVersionResource
 	// Group=switchyard.io, Version=v1alpha1
 	case v1alpha1.SchemeGroupVersion.WithResource("queues"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Switchyard().V1alpha1().Queues().Informer()}, nil
+	case v1alpha1.SchemeGroupVersion.WithResource("routingtables"):
+		return &genericInformer{resource: resource.GroupResource(), informer: f.Switchyard().V1alpha1().RoutingTables().Informer()}, nil
 
 	}
 

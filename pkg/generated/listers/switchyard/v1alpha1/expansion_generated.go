@@ -21,3 +21,7 @@ package v1alpha1
 // QueueListerExpansion allows custom methods to be added to
 // QueueLister.
 type QueueListerExpansion interface{}
+
+// RoutingTableListerExpansion allows custom methods to be added to
+// RoutingTableLister.
+type RoutingTableListerExpansion interface{}

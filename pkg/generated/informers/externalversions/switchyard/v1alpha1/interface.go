@@ -26,6 +26,8 @@ import (
 type Interface interface {
 	// Queues returns a QueueInformer.
 	Queues() TypedQueueInformer
+	// RoutingTables returns a RoutingTableInformer.
+	RoutingTables() TypedRoutingTableInformer
 }
 
 type version struct {
@@ -42,4 +44,9 @@ func New(f internalinterfaces.SharedInformerFactory, namespace string, tweakList
 // Queues returns a TypedQueueInformer.
 func (v *version) Queues() TypedQueueInformer {
 	return &queueInformer{factory: v.factory, tweakListOptions: v.tweakListOptions}
+}
+
+// RoutingTables returns a TypedRoutingTableInformer.
+func (v *version) RoutingTables() TypedRoutingTableInformer {
+	return &routingTableInformer{factory: v.factory, tweakListOptions: v.tweakListOptions}
 }

@@ -22,6 +22,7 @@ import (
 	context "context"
 
 	switchyardv1alpha1 "github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
+	applyconfigurationswitchyardv1alpha1 "github.com/switchyard-sched/switchyard/pkg/generated/applyconfiguration/switchyard/v1alpha1"
 	scheme "github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned/scheme"
 	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	types "k8s.io/apimachinery/pkg/types"
@@ -47,18 +48,21 @@ type QueueInterface interface {
 	List(ctx context.Context, opts v1.ListOptions) (*switchyardv1alpha1.QueueList, error)
 	Watch(ctx context.Context, opts v1.ListOptions) (watch.Interface, error)
 	Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts v1.PatchOptions, subresources ...string) (result *switchyardv1alpha1.Queue, err error)
+	Apply(ctx context.Context, queue *applyconfigurationswitchyardv1alpha1.QueueApplyConfiguration, opts v1.ApplyOptions) (result *switchyardv1alpha1.Queue, err error)
+	// Add a +genclient:noStatus comment above the type to avoid generating ApplyStatus().
+	ApplyStatus(ctx context.Context, queue *applyconfigurationswitchyardv1alpha1.QueueApplyConfiguration, opts v1.ApplyOptions) (result *switchyardv1alpha1.Queue, err error)
 	QueueExpansion
 }
 
 // queues implements QueueInterface
 type queues struct {
-	*gentype.ClientWithList[*switchyardv1alpha1.Queue, *switchyardv1alpha1.QueueList]
+	*gentype.ClientWithListAndApply[*switchyardv1alpha1.Queue, *switchyardv1alpha1.QueueList, *applyconfigurationswitchyardv1alpha1.QueueApplyConfiguration]
 }
 
 // newQueues returns a Queues
 func newQueues(c *SwitchyardV1alpha1Client) *queues {
 	return &queues{
-		gentype.NewClientWithList[*switchyardv1alpha1.Queue, *switchyardv1alpha1.QueueList](
+		gentype.NewClientWithListAndApply[*switchyardv1alpha1.Queue, *switchyardv1alpha1.QueueList, *applyconfigurationswitchyardv1alpha1.QueueApplyConfiguration](
 			"queues",
 			c.RESTClient(),
 			scheme.ParameterCodec,

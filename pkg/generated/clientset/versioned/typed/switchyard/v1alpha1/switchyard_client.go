@@ -29,6 +29,7 @@ import (
 type SwitchyardV1alpha1Interface interface {
 	RESTClient() rest.Interface
 	QueuesGetter
+	RoutingTablesGetter
 }
 
 // SwitchyardV1alpha1Client is used to interact with features provided by the switchyard.io group.
@@ -38,6 +39,10 @@ type SwitchyardV1alpha1Client struct {
 
 func (c *SwitchyardV1alpha1Client) Queues() QueueInterface {
 	return newQueues(c)
+}
+
+func (c *SwitchyardV1alpha1Client) RoutingTables() RoutingTableInterface {
+	return newRoutingTables(c)
 }
 
 // NewForConfig creates a new SwitchyardV1alpha1Client for the given config.

@@ -20,19 +20,20 @@ package fake
 
 import (
 	v1alpha1 "github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
-	switchyardv1alpha1 "github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned/typed/switchyard/v1alpha1"
+	switchyardv1alpha1 "github.com/switchyard-sched/switchyard/pkg/generated/applyconfiguration/switchyard/v1alpha1"
+	typedswitchyardv1alpha1 "github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned/typed/switchyard/v1alpha1"
 	gentype "k8s.io/client-go/gentype"
 )
 
 // fakeQueues implements QueueInterface
 type fakeQueues struct {
-	*gentype.FakeClientWithList[*v1alpha1.Queue, *v1alpha1.QueueList]
+	*gentype.FakeClientWithListAndApply[*v1alpha1.Queue, *v1alpha1.QueueList, *switchyardv1alpha1.QueueApplyConfiguration]
 	Fake *FakeSwitchyardV1alpha1
 }
 
-func newFakeQueues(fake *FakeSwitchyardV1alpha1) switchyardv1alpha1.QueueInterface {
+func newFakeQueues(fake *FakeSwitchyardV1alpha1) typedswitchyardv1alpha1.QueueInterface {
 	return &fakeQueues{
-		gentype.NewFakeClientWithList[*v1alpha1.Queue, *v1alpha1.QueueList](
+		gentype.NewFakeClientWithListAndApply[*v1alpha1.Queue, *v1alpha1.QueueList, *switchyardv1alpha1.QueueApplyConfiguration](
 			fake.Fake,
 			"",
 			v1alpha1.SchemeGroupVersion.WithResource("queues"),

@@ -32,6 +32,10 @@ func (c *FakeSwitchyardV1alpha1) Queues() v1alpha1.QueueInterface {
 	return newFakeQueues(c)
 }
 
+func (c *FakeSwitchyardV1alpha1) RoutingTables() v1alpha1.RoutingTableInterface {
+	return newFakeRoutingTables(c)
+}
+
 // RESTClient returns a RESTClient that is used to communicate
 // with API server by this client implementation.
 func (c *FakeSwitchyardV1alpha1) RESTClient() rest.Interface {

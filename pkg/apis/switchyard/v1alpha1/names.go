@@ -1,0 +1,96 @@
+package v1alpha1
+
+import corev1 "k8s.io/api/core/v1"
+
+// The well-known names that pods, nodes and Queues carry. Every component
+// and test reads them from here, so that no package imports another only for
+// a constant and a rename happens in one place.
+
+// Scheduler names a pod may carry in spec.schedulerName.
+const (
+	// RouterSchedulerName is what pods put in spec.schedulerName to be routed
+	// by their queue label. It is also the default queue's profile, so that a
+	// pod created before any routing policy existed is still scheduled.
+	RouterSchedulerName = "switchyard"
+	// ExternalSchedulerName is the spec.schedulerName of pods of external
+	// queues: no in-cluster profile serves it, so only the external
+	// scheduler that consumes the queue's messages binds them.
+	ExternalSchedulerName = "switchyard-external"
+)
+
+// Queue routing and admission.
+const (
+	// QueueLabel is the pod label that names the pod's Queue.
+	QueueLabel = "switchyard.io/queue"
+	// AdmissionGate is the scheduling gate that holds a pod of a queue with
+	// admission limits until the coordinator admits it.
+	AdmissionGate = "switchyard.io/admission"
+	// RoutedQueueAnnotation records the queue a pod was routed to, which
+	// differs from its label when the label named no Queue.
+	RoutedQueueAnnotation = "switchyard.io/routed-queue"
+	// AdmittedAnnotation is the coordinator's record of a pod's admission
+	// (AdmissionRecord as JSON). It travels in the same patch that removes
+	// the admission gate, so admitting a pod is one API write.
+	AdmittedAnnotation = "switchyard.io/admitted"
+)
+
+// Calculation sets (the CalcSet scheduler plugin).
+const (
+	// CalcSetLabel names the set; members share it within one namespace.
+	CalcSetLabel = "switchyard.io/calcset"
+	// CalcSetSizeLabel is the number of members the set needs, all or nothing.
+	CalcSetSizeLabel = "switchyard.io/calcset-size"
+	// CalcSetLocalityLabel is node, zone or none: how close members must be.
+	CalcSetLocalityLabel = "switchyard.io/calcset-locality"
+	// CalcSetWindowLabel is how long reserved members wait for the rest, e.g. "90s".
+	CalcSetWindowLabel = "switchyard.io/calcset-window"
+	// ZoneLabel is the node label that defines a zone for zone locality.
+	ZoneLabel = corev1.LabelTopologyZone
+)
+
+// Vertical scaling by the node agent.
+const (
+	// AutoscaleLabel: pods labelled switchyard.io/autoscale=true are managed.
+	AutoscaleLabel = "switchyard.io/autoscale"
+	// Per-pod bounds, as quantities, e.g. switchyard.io/max-cpu: "2".
+	MinCPUAnnotation    = "switchyard.io/min-cpu"
+	MaxCPUAnnotation    = "switchyard.io/max-cpu"
+	MinMemoryAnnotation = "switchyard.io/min-memory"
+	MaxMemoryAnnotation = "switchyard.io/max-memory"
+	// MeasuredUsageAnnotation on a Node holds the agent's usage report.
+	MeasuredUsageAnnotation = "switchyard.io/measured-usage"
+)
+
+// ConfiguratorServiceLabel marks the ConfigMaps that hold a service's
+// configuration, naming the service.
+const ConfiguratorServiceLabel = "switchyard.io/configurator-service"
+
+// Objects the coordinator owns.
+const (
+	// ManagedByLabel marks the objects the coordinator owns.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	// CoordinatorName is the value of ManagedByLabel, the field manager of
+	// the coordinator's writes and the source of its Events.
+	CoordinatorName = "switchyard-coordinator"
+	// RoutingPolicyName names the MutatingAdmissionPolicy, its binding and
+	// the routing table ConfigMap.
+	RoutingPolicyName = "switchyard-routing"
+)
+
+// Condition types of a Queue.
+const (
+	// QueueReady: pods are routed to the queue's scheduler and admitted.
+	QueueReady = "Ready"
+	// QueueProfileMissing: no scheduler profile of that name is configured
+	// (or, for an external queue, no broker).
+	QueueProfileMissing = "ProfileMissing"
+	// QueueDuplicateDefault: another Queue is also the default.
+	QueueDuplicateDefault = "DuplicateDefault"
+	// QueueRouted: the API server's routing table holds this queue, so new
+	// pods that name it reach its scheduler.
+	QueueRouted = "Routed"
+	// QueueStrandedPods: some gated pods carry a schedulerName the queue no
+	// longer serves (its profile or external scheduler was changed after
+	// they were created); they are not admitted.
+	QueueStrandedPods = "StrandedPods"
+)
