@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/switchyard-sched/switchyard/pkg/agent/cgroup"
+	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	"github.com/switchyard-sched/switchyard/pkg/nodeusage"
 )
 
@@ -67,7 +68,7 @@ func (r *Reporter) Report(ctx context.Context, now time.Time) error {
 	report := nodeusage.Report{
 		MilliCPU: int64(st.CPUUsage-prev.CPUUsage) * 1000 / int64(window), MemoryBytes: st.MemoryUsage, Window: window, At: now,
 	}
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{nodeusage.Annotation: report.Encode()}}})
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{v1alpha1.MeasuredUsageAnnotation: report.Encode()}}})
 	_, err = r.Client.CoreV1().Nodes().Patch(ctx, r.Node, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "switchyard-agent"})
 	return err
 }

@@ -18,17 +18,7 @@ import (
 
 	"github.com/switchyard-sched/switchyard/pkg/agent/cgroup"
 	"github.com/switchyard-sched/switchyard/pkg/agent/guardian"
-)
-
-// Labels and annotations of managed pods.
-const (
-	// OptInLabel: pods labelled switchyard.io/autoscale=true are managed.
-	OptInLabel = "switchyard.io/autoscale"
-	// Per-pod bounds, as quantities, e.g. switchyard.io/max-cpu: "2".
-	MinCPUAnnotation    = "switchyard.io/min-cpu"
-	MaxCPUAnnotation    = "switchyard.io/max-cpu"
-	MinMemoryAnnotation = "switchyard.io/min-memory"
-	MaxMemoryAnnotation = "switchyard.io/max-memory"
+	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 )
 
 // Standalone manages every cgroup directly below Dir (relative to the
@@ -94,7 +84,7 @@ func (p Pods) Targets(context.Context) ([]Target, Capacity, error) {
 		return nil, Capacity{}, fmt.Errorf("reading node %s: %w", p.Node, err)
 	}
 	capacity := Capacity{MilliCPU: node.Status.Allocatable.Cpu().MilliValue(), Memory: node.Status.Allocatable.Memory().Value()}
-	pods, err := p.Pods.List(labels.SelectorFromSet(labels.Set{OptInLabel: "true"}))
+	pods, err := p.Pods.List(labels.SelectorFromSet(labels.Set{v1alpha1.AutoscaleLabel: "true"}))
 	if err != nil {
 		return nil, capacity, err
 	}
@@ -149,7 +139,7 @@ func (p Pods) Targets(context.Context) ([]Target, Capacity, error) {
 func boundsOf(pod *corev1.Pod) (guardian.Bounds, error) {
 	var b guardian.Bounds
 	var errs []string
-	for ann, dst := range map[string]*int64{MinCPUAnnotation: &b.MinMilliCPU, MaxCPUAnnotation: &b.MaxMilliCPU, MinMemoryAnnotation: &b.MinMemory, MaxMemoryAnnotation: &b.MaxMemory} {
+	for ann, dst := range map[string]*int64{v1alpha1.MinCPUAnnotation: &b.MinMilliCPU, v1alpha1.MaxCPUAnnotation: &b.MaxMilliCPU, v1alpha1.MinMemoryAnnotation: &b.MinMemory, v1alpha1.MaxMemoryAnnotation: &b.MaxMemory} {
 		raw, ok := pod.Annotations[ann]
 		if !ok {
 			continue

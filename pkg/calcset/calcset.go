@@ -33,6 +33,7 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/config"
+	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 )
 
 // Name is the plugin's name in the scheduler configuration.
@@ -112,7 +113,7 @@ func (pl *CalcSet) spec(pod *v1.Pod) (Spec, bool, *fwk.Status) {
 
 // members lists the set's live members from the informer cache.
 func (pl *CalcSet) members(spec Spec) ([]*v1.Pod, error) {
-	pods, err := pl.pods.Pods(spec.Namespace).List(labels.SelectorFromSet(labels.Set{SetLabel: spec.Name}))
+	pods, err := pl.pods.Pods(spec.Namespace).List(labels.SelectorFromSet(labels.Set{v1alpha1.CalcSetLabel: spec.Name}))
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +169,7 @@ func (pl *CalcSet) EventsToRegister(_ context.Context) ([]fwk.ClusterEventWithHi
 }
 
 func (pl *CalcSet) isMember(_ klog.Logger, pod *v1.Pod, _, _ any) (fwk.QueueingHint, error) {
-	if _, ok := pod.Labels[SetLabel]; ok {
+	if _, ok := pod.Labels[v1alpha1.CalcSetLabel]; ok {
 		return fwk.Queue, nil
 	}
 	return fwk.QueueSkip, nil
@@ -180,7 +181,7 @@ func (pl *CalcSet) isOwnSetChanged(_ klog.Logger, _ *v1.Pod, oldObj, newObj any)
 	if !okOld || !okNew {
 		return fwk.Queue, nil
 	}
-	for _, key := range []string{SetLabel, SizeLabel, LocalityLabel, WindowLabel} {
+	for _, key := range []string{v1alpha1.CalcSetLabel, v1alpha1.CalcSetSizeLabel, v1alpha1.CalcSetLocalityLabel, v1alpha1.CalcSetWindowLabel} {
 		if oldPod.Labels[key] != newPod.Labels[key] {
 			return fwk.Queue, nil
 		}
@@ -189,12 +190,12 @@ func (pl *CalcSet) isOwnSetChanged(_ klog.Logger, _ *v1.Pod, oldObj, newObj any)
 }
 
 func (pl *CalcSet) isSameSet(_ klog.Logger, pod *v1.Pod, oldObj, newObj any) (fwk.QueueingHint, error) {
-	name, ok := pod.Labels[SetLabel]
+	name, ok := pod.Labels[v1alpha1.CalcSetLabel]
 	if !ok {
 		return fwk.QueueSkip, nil
 	}
 	for _, obj := range []any{newObj, oldObj} {
-		if other, isPod := obj.(*v1.Pod); isPod && other.Namespace == pod.Namespace && other.Labels[SetLabel] == name {
+		if other, isPod := obj.(*v1.Pod); isPod && other.Namespace == pod.Namespace && other.Labels[v1alpha1.CalcSetLabel] == name {
 			return fwk.Queue, nil
 		}
 	}
@@ -205,7 +206,7 @@ func (pl *CalcSet) isSameSet(_ klog.Logger, pod *v1.Pod, oldObj, newObj any) (fw
 // rest of its set is reserved, which changes with every member, so reusing
 // another pod's result would be wrong. Other pods are signed with nothing.
 func (pl *CalcSet) SignPod(_ context.Context, pod *v1.Pod) ([]fwk.SignFragment, *fwk.Status) {
-	if _, ok := pod.Labels[SetLabel]; ok {
+	if _, ok := pod.Labels[v1alpha1.CalcSetLabel]; ok {
 		return nil, fwk.NewStatus(fwk.Unschedulable, "calculation set members are placed one by one")
 	}
 	return nil, nil
@@ -293,7 +294,7 @@ func (pl *CalcSet) PreFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod,
 	for _, n := range nodes {
 		for _, pi := range n.GetPods() {
 			p := pi.GetPod()
-			name, isMember := p.Labels[SetLabel]
+			name, isMember := p.Labels[v1alpha1.CalcSetLabel]
 			switch {
 			case !isMember:
 			case p.Namespace == spec.Namespace && name == spec.Name:
@@ -302,7 +303,7 @@ func (pl *CalcSet) PreFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod,
 				key := p.Namespace + "/" + name
 				o := others[key]
 				if o == nil {
-					size, err := strconv.Atoi(p.Labels[SizeLabel])
+					size, err := strconv.Atoi(p.Labels[v1alpha1.CalcSetSizeLabel])
 					if err != nil {
 						continue
 					}
@@ -350,7 +351,7 @@ func (pl *CalcSet) domain(spec Spec, nodes []fwk.NodeInfo, placedOn map[types.UI
 	zones := map[string][]fwk.NodeInfo{}
 	for _, n := range nodes {
 		byName[n.Node().Name] = n
-		zone := n.Node().Labels[ZoneLabel]
+		zone := n.Node().Labels[v1alpha1.ZoneLabel]
 		zones[zone] = append(zones[zone], n)
 	}
 	placedNodes := sets.New[string]()
@@ -386,7 +387,7 @@ func (pl *CalcSet) domain(spec Spec, nodes []fwk.NodeInfo, placedOn map[types.UI
 			return zone != "" && r.fits(need)
 		}
 		if placedNodes.Len() > 0 {
-			zone := byName[sets.List(placedNodes)[0]].Node().Labels[ZoneLabel]
+			zone := byName[sets.List(placedNodes)[0]].Node().Labels[v1alpha1.ZoneLabel]
 			if !fitsZone(zone) {
 				return nil, fmt.Sprintf("zone %q where the set is placed", zone)
 			}
@@ -399,7 +400,7 @@ func (pl *CalcSet) domain(spec Spec, nodes []fwk.NodeInfo, placedOn map[types.UI
 			}
 		}
 		if out.Len() == 0 {
-			return nil, "any single zone (nodes labelled " + ZoneLabel + ")"
+			return nil, "any single zone (nodes labelled " + v1alpha1.ZoneLabel + ")"
 		}
 		return out, ""
 	default:
@@ -476,7 +477,7 @@ func (pl *CalcSet) rejectWaiting(spec Spec, msg string) (rejected int, wasWaitin
 	pl.mu.Unlock()
 	var waiting []fwk.WaitingPod
 	pl.handle.IterateOverWaitingPods(func(wp fwk.WaitingPod) {
-		if p := wp.GetPod(); p.Namespace == spec.Namespace && p.Labels[SetLabel] == spec.Name {
+		if p := wp.GetPod(); p.Namespace == spec.Namespace && p.Labels[v1alpha1.CalcSetLabel] == spec.Name {
 			waiting = append(waiting, wp)
 		}
 	})
@@ -547,7 +548,7 @@ func (pl *CalcSet) Permit(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, _ 
 	}
 	ready := sets.New(pod.UID)
 	pl.handle.IterateOverWaitingPods(func(wp fwk.WaitingPod) {
-		if p := wp.GetPod(); p.Namespace == spec.Namespace && p.Labels[SetLabel] == spec.Name {
+		if p := wp.GetPod(); p.Namespace == spec.Namespace && p.Labels[v1alpha1.CalcSetLabel] == spec.Name {
 			ready.Insert(p.UID)
 		}
 	})
@@ -565,7 +566,7 @@ func (pl *CalcSet) Permit(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, _ 
 		return fwk.NewStatus(fwk.Wait, fmt.Sprintf("calculation set %s: %d of %d members reserved", spec.Name, ready.Len(), spec.Size)), spec.Window
 	}
 	pl.handle.IterateOverWaitingPods(func(wp fwk.WaitingPod) {
-		if p := wp.GetPod(); p.Namespace == spec.Namespace && p.Labels[SetLabel] == spec.Name {
+		if p := wp.GetPod(); p.Namespace == spec.Namespace && p.Labels[v1alpha1.CalcSetLabel] == spec.Name {
 			wp.Allow(Name)
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/config"
+	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 )
 
 func TestParse(t *testing.T) {
@@ -26,19 +27,19 @@ func TestParse(t *testing.T) {
 		wantErr    string
 	}{
 		{name: "not a member", labels: map[string]string{"app": "x"}},
-		{name: "defaults", labels: map[string]string{SetLabel: "s", SizeLabel: "4"}, wantMember: true,
+		{name: "defaults", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "4"}, wantMember: true,
 			want: Spec{Namespace: "ns", Name: "s", Size: 4, Locality: config.CalcSetLocalityNode, Window: time.Minute}},
-		{name: "zone and window", labels: map[string]string{SetLabel: "s", SizeLabel: "2", LocalityLabel: "zone", WindowLabel: "90s"}, wantMember: true,
+		{name: "zone and window", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "2", v1alpha1.CalcSetLocalityLabel: "zone", v1alpha1.CalcSetWindowLabel: "90s"}, wantMember: true,
 			want: Spec{Namespace: "ns", Name: "s", Size: 2, Locality: config.CalcSetLocalityZone, Window: 90 * time.Second}},
-		{name: "empty name", labels: map[string]string{SetLabel: "", SizeLabel: "2"}, wantMember: true, wantErr: "is empty"},
-		{name: "size missing", labels: map[string]string{SetLabel: "s"}, wantMember: true, wantErr: "is missing"},
-		{name: "size not a number", labels: map[string]string{SetLabel: "s", SizeLabel: "four"}, wantMember: true, wantErr: "not a number"},
-		{name: "size zero", labels: map[string]string{SetLabel: "s", SizeLabel: "0"}, wantMember: true, wantErr: "at least 1"},
-		{name: "size negative", labels: map[string]string{SetLabel: "s", SizeLabel: "-3"}, wantMember: true, wantErr: "at least 1"},
-		{name: "size too large", labels: map[string]string{SetLabel: "s", SizeLabel: "101"}, wantMember: true, wantErr: "largest set"},
-		{name: "unknown locality", labels: map[string]string{SetLabel: "s", SizeLabel: "2", LocalityLabel: "rack"}, wantMember: true, wantErr: "node, zone or none"},
-		{name: "bad window", labels: map[string]string{SetLabel: "s", SizeLabel: "2", WindowLabel: "soon"}, wantMember: true, wantErr: "duration"},
-		{name: "window above max", labels: map[string]string{SetLabel: "s", SizeLabel: "2", WindowLabel: "1h"}, wantMember: true, wantErr: "duration"},
+		{name: "empty name", labels: map[string]string{v1alpha1.CalcSetLabel: "", v1alpha1.CalcSetSizeLabel: "2"}, wantMember: true, wantErr: "is empty"},
+		{name: "size missing", labels: map[string]string{v1alpha1.CalcSetLabel: "s"}, wantMember: true, wantErr: "is missing"},
+		{name: "size not a number", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "four"}, wantMember: true, wantErr: "not a number"},
+		{name: "size zero", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "0"}, wantMember: true, wantErr: "at least 1"},
+		{name: "size negative", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "-3"}, wantMember: true, wantErr: "at least 1"},
+		{name: "size too large", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "101"}, wantMember: true, wantErr: "largest set"},
+		{name: "unknown locality", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "2", v1alpha1.CalcSetLocalityLabel: "rack"}, wantMember: true, wantErr: "node, zone or none"},
+		{name: "bad window", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "2", v1alpha1.CalcSetWindowLabel: "soon"}, wantMember: true, wantErr: "duration"},
+		{name: "window above max", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "2", v1alpha1.CalcSetWindowLabel: "1h"}, wantMember: true, wantErr: "duration"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p", Labels: tc.labels}}

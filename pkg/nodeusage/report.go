@@ -8,10 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-)
 
-// Annotation holds the report on the Node.
-const Annotation = "switchyard.io/measured-usage"
+	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
+)
 
 // Report is one measurement.
 type Report struct {
@@ -35,10 +34,10 @@ func (r Report) Encode() string {
 func Decode(value string) (Report, error) {
 	var r Report
 	if err := json.Unmarshal([]byte(value), &r); err != nil {
-		return r, fmt.Errorf("annotation %s is not a usage report: %w", Annotation, err)
+		return r, fmt.Errorf("annotation %s is not a usage report: %w", v1alpha1.MeasuredUsageAnnotation, err)
 	}
 	if r.MilliCPU < 0 || r.MemoryBytes < 0 || r.At.IsZero() {
-		return r, fmt.Errorf("annotation %s has negative usage or no time", Annotation)
+		return r, fmt.Errorf("annotation %s has negative usage or no time", v1alpha1.MeasuredUsageAnnotation)
 	}
 	return r, nil
 }

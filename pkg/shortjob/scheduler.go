@@ -30,7 +30,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/switchyard-sched/switchyard/pkg/broker"
-	"github.com/switchyard-sched/switchyard/pkg/dispatch"
+	"github.com/switchyard-sched/switchyard/pkg/coordinator/dispatch"
 )
 
 // Name is the reporting controller of the scheduler's Events.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/config"
 	"github.com/switchyard-sched/switchyard/pkg/apis/config/validation"
+	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	"github.com/switchyard-sched/switchyard/pkg/nodeusage"
 )
 
@@ -63,7 +64,7 @@ func (pl *UsageAware) Score(_ context.Context, _ fwk.CycleState, _ *v1.Pod, node
 
 func (pl *UsageAware) score(node *v1.Node) int64 {
 	middle := (fwk.MaxNodeScore + fwk.MinNodeScore) / 2
-	raw, ok := node.Annotations[nodeusage.Annotation]
+	raw, ok := node.Annotations[v1alpha1.MeasuredUsageAnnotation]
 	if !ok {
 		return middle
 	}

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/config"
+	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	"github.com/switchyard-sched/switchyard/pkg/nodeusage"
 )
 
@@ -18,7 +19,7 @@ func TestScore(t *testing.T) {
 	node := func(annotation string) *v1.Node {
 		n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n", Annotations: map[string]string{}}}
 		if annotation != "" {
-			n.Annotations[nodeusage.Annotation] = annotation
+			n.Annotations[v1alpha1.MeasuredUsageAnnotation] = annotation
 		}
 		n.Status.Allocatable = v1.ResourceList{v1.ResourceCPU: resource.MustParse("4"), v1.ResourceMemory: resource.MustParse("8Gi")}
 		return n

@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard-sched/switchyard/pkg/agent"
 	"github.com/switchyard-sched/switchyard/pkg/agent/cgroup"
 	"github.com/switchyard-sched/switchyard/pkg/agent/guardian"
+	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	"github.com/switchyard-sched/switchyard/pkg/configurator"
 	"github.com/switchyard-sched/switchyard/pkg/configurator/server"
 	"github.com/switchyard-sched/switchyard/pkg/nodeusage"
@@ -120,7 +121,7 @@ func (f *fakeNodeCgroups) tick(d time.Duration) {
 }
 
 func autoscaledPod(ns, name, node string, requests, limits corev1.ResourceList, annotations map[string]string) *corev1.Pod {
-	pod := localcluster.Pod(ns, name, localcluster.PodSpec{Labels: map[string]string{agent.OptInLabel: "true", "app": "autoscaled"}})
+	pod := localcluster.Pod(ns, name, localcluster.PodSpec{Labels: map[string]string{v1alpha1.AutoscaleLabel: "true", "app": "autoscaled"}})
 	pod.Annotations = annotations
 	pod.Spec.NodeName = node
 	pod.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: requests, Limits: limits}
@@ -143,7 +144,7 @@ func TestAgentResizesPods(t *testing.T) {
 	ns, node := selector["switchyard.io/test-nodes"], nodes[0]
 	pods := []*corev1.Pod{
 		autoscaledPod(ns, "guaranteed", node, resources("500m", "512Mi"), resources("500m", "512Mi"), nil),
-		autoscaledPod(ns, "capped", node, resources("250m", "256Mi"), resources("500m", "512Mi"), map[string]string{agent.MaxCPUAnnotation: "800m"}),
+		autoscaledPod(ns, "capped", node, resources("250m", "256Mi"), resources("500m", "512Mi"), map[string]string{v1alpha1.MaxCPUAnnotation: "800m"}),
 		autoscaledPod(ns, "idle", node, resources("100m", "128Mi"), resources("500m", "1Gi"), nil),
 	}
 	if _, err := cluster.CreatePods(ctx, pods...); err != nil {
@@ -230,7 +231,7 @@ func TestAgentResizesPods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	report, err := nodeusage.Decode(n.Annotations[nodeusage.Annotation])
+	report, err := nodeusage.Decode(n.Annotations[v1alpha1.MeasuredUsageAnnotation])
 	if err != nil {
 		t.Fatalf("node usage report: %v", err)
 	}
@@ -256,7 +257,7 @@ func TestUsageAwarePrefersLessUsedNode(t *testing.T) {
 	ns := selector["switchyard.io/test-nodes"]
 	for i, cpu := range []int64{7200, 800} {
 		report := nodeusage.Report{MilliCPU: cpu, MemoryBytes: int64(float64(16<<30) * float64(cpu) / 8000), Window: 10 * time.Second, At: time.Now()}
-		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, nodeusage.Annotation, report.Encode())
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, v1alpha1.MeasuredUsageAnnotation, report.Encode())
 		if _, err := cluster.Client.CoreV1().Nodes().Patch(ctx, nodes[i], types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 			t.Fatal(err)
 		}

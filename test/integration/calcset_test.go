@@ -14,14 +14,14 @@ import (
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2/ktesting"
 
-	"github.com/switchyard-sched/switchyard/pkg/calcset"
+	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	"github.com/switchyard-sched/switchyard/test/localcluster"
 )
 
 // setMember builds one member of a calculation set for switchyard-batch,
 // the profile that ships with CalcSet enabled.
 func setMember(ns, set string, i, size int, cpu string, selector map[string]string, extra map[string]string) *corev1.Pod {
-	labels := map[string]string{calcset.SetLabel: set, calcset.SizeLabel: strconv.Itoa(size), "set": set}
+	labels := map[string]string{v1alpha1.CalcSetLabel: set, v1alpha1.CalcSetSizeLabel: strconv.Itoa(size), "set": set}
 	for k, v := range extra {
 		labels[k] = v
 	}
@@ -45,7 +45,7 @@ func fillNode(ctx context.Context, t *testing.T, ns, node, cpu string) {
 // has a node: stronger than polling, it sees binds a poll could miss.
 func neverBound(set string) func(map[types.UID]*corev1.Pod, *corev1.Pod) error {
 	return func(_ map[types.UID]*corev1.Pod, changed *corev1.Pod) error {
-		if changed.Labels[calcset.SetLabel] == set && changed.Spec.NodeName != "" {
+		if changed.Labels[v1alpha1.CalcSetLabel] == set && changed.Spec.NodeName != "" {
 			return fmt.Errorf("member %s of set %s was bound to %s; the set cannot fit and must bind nothing", changed.Name, set, changed.Spec.NodeName)
 		}
 		return nil
@@ -128,7 +128,7 @@ func TestCalcSetZoneLocality(t *testing.T) {
 		}
 	}
 	for i := range 4 {
-		pod := setMember(name, "shards", i, 4, "1", selector, map[string]string{calcset.LocalityLabel: "zone"})
+		pod := setMember(name, "shards", i, 4, "1", selector, map[string]string{v1alpha1.CalcSetLocalityLabel: "zone"})
 		if _, err := cluster.CreatePods(ctx, pod); err != nil {
 			t.Fatal(err)
 		}
@@ -234,7 +234,7 @@ func TestCalcSetMemberDeleted(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	_, selector := testNodes(ctx, t, 2, localcluster.NodeSpec{CPU: "4", Memory: "16Gi"})
 	ns := selector["switchyard.io/test-nodes"]
-	window := map[string]string{calcset.WindowLabel: "5m"}
+	window := map[string]string{v1alpha1.CalcSetWindowLabel: "5m"}
 	for i := range 3 {
 		if _, err := cluster.CreatePods(ctx, setMember(ns, "etl", i, 4, "500m", selector, window)); err != nil {
 			t.Fatal(err)
@@ -276,14 +276,14 @@ func TestCalcSetBadLabels(t *testing.T) {
 		name, mention string
 		labels        map[string]string
 	}{
-		{"size-nan", "is not a number", map[string]string{calcset.SizeLabel: "four"}},
-		{"size-zero", "must be at least 1", map[string]string{calcset.SizeLabel: "0"}},
+		{"size-nan", "is not a number", map[string]string{v1alpha1.CalcSetSizeLabel: "four"}},
+		{"size-zero", "must be at least 1", map[string]string{v1alpha1.CalcSetSizeLabel: "0"}},
 		{"size-missing", "is missing", map[string]string{}},
-		{"bad-locality", "must be node, zone or none", map[string]string{calcset.SizeLabel: "1", calcset.LocalityLabel: "rack"}},
-		{"bad-window", "must be a duration", map[string]string{calcset.SizeLabel: "1", calcset.WindowLabel: "soon"}},
+		{"bad-locality", "must be node, zone or none", map[string]string{v1alpha1.CalcSetSizeLabel: "1", v1alpha1.CalcSetLocalityLabel: "rack"}},
+		{"bad-window", "must be a duration", map[string]string{v1alpha1.CalcSetSizeLabel: "1", v1alpha1.CalcSetWindowLabel: "soon"}},
 	}
 	for _, tc := range cases {
-		labels := map[string]string{calcset.SetLabel: tc.name, "app": "bad"}
+		labels := map[string]string{v1alpha1.CalcSetLabel: tc.name, "app": "bad"}
 		for k, v := range tc.labels {
 			labels[k] = v
 		}
@@ -302,11 +302,11 @@ func TestCalcSetBadLabels(t *testing.T) {
 	assertNeverBound(ctx, t, ns, "app=bad", 2*time.Second)
 
 	// Fixing the size releases the pod: a set of one is a plain pod.
-	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:"1"}}}`, calcset.SizeLabel)
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:"1"}}}`, v1alpha1.CalcSetSizeLabel)
 	if _, err := cluster.Client.CoreV1().Pods(ns).Patch(ctx, "size-nan", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cluster.WaitForBound(ctx, ns, calcset.SetLabel+"=size-nan", 1, time.Minute); err != nil {
+	if _, err := cluster.WaitForBound(ctx, ns, v1alpha1.CalcSetLabel+"=size-nan", 1, time.Minute); err != nil {
 		t.Fatalf("fixing the size label did not release the pod: %v", err)
 	}
 }
@@ -338,13 +338,13 @@ func TestCalcSetInterleavedSetsDoNotCollide(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pods, err := cluster.WaitForBound(ctx, ns, calcset.SetLabel, 80, 2*time.Minute)
+	pods, err := cluster.WaitForBound(ctx, ns, v1alpha1.CalcSetLabel, 80, 2*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	nodeOf := map[string]map[string]bool{}
 	for _, p := range pods {
-		set := p.Labels[calcset.SetLabel]
+		set := p.Labels[v1alpha1.CalcSetLabel]
 		if nodeOf[set] == nil {
 			nodeOf[set] = map[string]bool{}
 		}

@@ -10,11 +10,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	"github.com/switchyard-sched/switchyard/pkg/configurator"
 )
-
-// ServiceLabel marks the ConfigMaps that hold a service's configuration.
-const ServiceLabel = "switchyard.io/configurator-service"
 
 // snapshotKey is the ConfigMap key of the snapshot JSON.
 const snapshotKey = "snapshot.json"
@@ -37,7 +35,7 @@ func configMapName(service string) string { return "switchyard-config-" + servic
 
 // Load reads every service's snapshot.
 func (s *Store) Load(ctx context.Context) (map[string]configurator.Snapshot, error) {
-	list, err := s.client.CoreV1().ConfigMaps(s.namespace).List(ctx, metav1.ListOptions{LabelSelector: ServiceLabel})
+	list, err := s.client.CoreV1().ConfigMaps(s.namespace).List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.ConfiguratorServiceLabel})
 	if err != nil {
 		return nil, fmt.Errorf("loading configuration from ConfigMaps in %s: %w", s.namespace, err)
 	}
@@ -47,7 +45,7 @@ func (s *Store) Load(ctx context.Context) (map[string]configurator.Snapshot, err
 		if err := json.Unmarshal([]byte(cm.Data[snapshotKey]), &snap); err != nil {
 			return nil, fmt.Errorf("ConfigMap %s/%s: %s is not a snapshot: %w", cm.Namespace, cm.Name, snapshotKey, err)
 		}
-		out[cm.Labels[ServiceLabel]] = snap
+		out[cm.Labels[v1alpha1.ConfiguratorServiceLabel]] = snap
 	}
 	return out, nil
 }
@@ -65,7 +63,7 @@ func (s *Store) Save(ctx context.Context, snap configurator.Snapshot) error {
 	if apierrors.IsNotFound(err) {
 		_, err = cms.Create(ctx, &corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.namespace, Labels: map[string]string{
-				ServiceLabel: snap.Service, "app.kubernetes.io/managed-by": "switchyard-configurator",
+				v1alpha1.ConfiguratorServiceLabel: snap.Service, "app.kubernetes.io/managed-by": "switchyard-configurator",
 			}},
 			Data: map[string]string{snapshotKey: string(data)},
 		}, metav1.CreateOptions{})
