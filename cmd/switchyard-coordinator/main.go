@@ -21,22 +21,43 @@ import (
 func main() {
 	var (
 		kubeconfig = flag.String("kubeconfig", "", "kubeconfig file; in-cluster configuration when empty")
-		profiles   = flag.String("profiles", strings.Join(coordinator.DefaultProfiles, ","), "comma-separated scheduler profiles that Queues may name")
+		schedCfg   = flag.String("scheduler-config", "", "the scheduler's KubeSchedulerConfiguration file: its profiles are the ones Queues may name (the shipped Deployment mounts the scheduler's ConfigMap)")
+		profiles   = flag.String("profiles", "", "comma-separated scheduler profiles that Queues may name, instead of --scheduler-config")
 		maxTotal   = flag.Int("max-admitted", 0, "cluster-wide cap of pods admitted but not yet bound over all gated queues; weights share it (0: no cap)")
 		elect      = flag.Bool("leader-elect", true, "run the controllers only in the replica holding the lease")
-		leaseNS    = flag.String("leader-elect-namespace", "switchyard-system", "namespace of the leader-election lease")
+		namespace  = flag.String("namespace", coordinator.DefaultNamespace, "namespace of the coordinator's lease and routing table")
 		leaseName  = flag.String("leader-elect-name", "switchyard-coordinator", "name of the leader-election lease")
 		serveAddr  = flag.String("serve-address", ":8080", "address of /healthz, /readyz and /metrics")
 		qps        = flag.Float64("kube-api-qps", 100, "client QPS towards the API server")
 		burst      = flag.Int("kube-api-burst", 200, "client burst towards the API server")
 		profiling  = flag.Bool("profiling", false, "serve /debug/pprof on --serve-address")
-		amqpURL    = flag.String("amqp-url", os.Getenv("SWITCHYARD_AMQP_URL"), "RabbitMQ URL (default $SWITCHYARD_AMQP_URL) for external queues and the decision stream; empty: no broker")
+		amqpURL    = flag.String("amqp-url", "", "RabbitMQ URL for external queues and the decision stream; $SWITCHYARD_AMQP_URL when unset; neither: no broker")
 		decisionEx = flag.String("decision-exchange", "switchyard.decisions", "topic exchange of the decision stream (routing key <queue>.<decision>)")
 	)
 	klog.InitFlags(nil)
 	flag.Parse()
 	if *maxTotal < 0 || *qps <= 0 || *burst <= 0 {
 		fmt.Fprintln(os.Stderr, "switchyard-coordinator: --max-admitted must be >= 0, --kube-api-qps and --kube-api-burst > 0")
+		os.Exit(2)
+	}
+	if *amqpURL == "" {
+		*amqpURL = os.Getenv("SWITCHYARD_AMQP_URL")
+	}
+	var profileNames []string
+	switch {
+	case *profiles != "":
+		profileNames = strings.Split(*profiles, ",")
+	case *schedCfg != "":
+		data, err := os.ReadFile(*schedCfg)
+		if err == nil {
+			profileNames, err = coordinator.ProfilesFromSchedulerConfig(data)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "switchyard-coordinator: --scheduler-config:", err)
+			os.Exit(2)
+		}
+	default:
+		fmt.Fprintln(os.Stderr, "switchyard-coordinator: set --scheduler-config (the scheduler's KubeSchedulerConfiguration) or --profiles")
 		os.Exit(2)
 	}
 	config, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
@@ -50,10 +71,10 @@ func main() {
 	defer stop()
 	ctx = klog.NewContext(ctx, klog.Background())
 	err = coordinator.Run(ctx, config, coordinator.Options{
-		Profiles:         strings.Split(*profiles, ","),
+		Profiles:         profileNames,
 		MaxAdmittedTotal: *maxTotal,
 		LeaderElect:      *elect,
-		LeaseNamespace:   *leaseNS,
+		Namespace:        *namespace,
 		LeaseName:        *leaseName,
 		ServeAddress:     *serveAddr,
 		Profiling:        *profiling,

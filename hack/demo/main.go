@@ -28,7 +28,6 @@ import (
 	"github.com/switchyard-sched/switchyard/pkg/cli"
 	"github.com/switchyard-sched/switchyard/pkg/coordinator"
 	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
-	"github.com/switchyard-sched/switchyard/pkg/routing"
 	"github.com/switchyard-sched/switchyard/test/localcluster"
 )
 
@@ -216,7 +215,7 @@ func printPlacements(pods []corev1.Pod, created map[string]time.Time, bound map[
 		if t, ok := bound[p.UID]; ok {
 			wait = t.Sub(created[p.Name]).Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, label, p.Annotations[routing.RoutedQueueAnnotation], p.Spec.SchedulerName, p.Spec.NodeName, wait)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, label, p.Annotations[v1alpha1.RoutedQueueAnnotation], p.Spec.SchedulerName, p.Spec.NodeName, wait)
 	}
 	fmt.Println()
 	_ = w.Flush()

@@ -24,28 +24,34 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/klog/v2"
+	"sigs.k8s.io/yaml"
 
-	"github.com/switchyard-sched/switchyard/pkg/admission"
+	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	"github.com/switchyard-sched/switchyard/pkg/broker"
-	"github.com/switchyard-sched/switchyard/pkg/decisions"
-	"github.com/switchyard-sched/switchyard/pkg/dispatch"
+	"github.com/switchyard-sched/switchyard/pkg/coordinator/admission"
+	"github.com/switchyard-sched/switchyard/pkg/coordinator/decisions"
+	"github.com/switchyard-sched/switchyard/pkg/coordinator/dispatch"
+	"github.com/switchyard-sched/switchyard/pkg/coordinator/routing"
 	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
 	syinformers "github.com/switchyard-sched/switchyard/pkg/generated/informers/externalversions"
 	"github.com/switchyard-sched/switchyard/pkg/probes"
-	"github.com/switchyard-sched/switchyard/pkg/routing"
 )
 
 // Options configure the coordinator.
 type Options struct {
-	// Profiles are the scheduler profiles Queues may name.
+	// Profiles are the scheduler profiles Queues may name: those of the
+	// scheduler's KubeSchedulerConfiguration (see ProfilesFromSchedulerConfig).
+	// Empty: every profile a Queue names is taken to exist.
 	Profiles []string
 	// MaxAdmittedTotal caps admitted-but-unbound pods over all gated queues.
 	MaxAdmittedTotal int
+	// Namespace holds the leader-election lease; switchyard-system when
+	// empty.
+	Namespace string
 	// LeaderElect runs the controllers only in the replica holding the lease
-	// LeaseNamespace/LeaseName.
-	LeaderElect    bool
-	LeaseNamespace string
-	LeaseName      string
+	// Namespace/LeaseName.
+	LeaderElect bool
+	LeaseName   string
 	// Identity names this replica in the lease; the host name when empty.
 	Identity string
 	// ServeAddress serves /healthz, /readyz and /metrics; empty: no server.
@@ -63,13 +69,48 @@ type Options struct {
 	DecisionExchange string
 }
 
-// DefaultProfiles are the profiles manifests/scheduler ships.
-var DefaultProfiles = []string{"switchyard", "switchyard-batch", "switchyard-latency"}
+// DefaultNamespace is where the shipped manifests run the coordinator.
+const DefaultNamespace = "switchyard-system"
 
-// Run runs the coordinator until ctx ends.
+// ProfilesFromSchedulerConfig returns the profile names of a
+// KubeSchedulerConfiguration (the file the scheduler runs with), so that
+// the coordinator and the scheduler read their profiles from one source.
+func ProfilesFromSchedulerConfig(data []byte) ([]string, error) {
+	var config struct {
+		Kind     string `json:"kind"`
+		Profiles []struct {
+			SchedulerName string `json:"schedulerName"`
+		} `json:"profiles"`
+	}
+	if err := yaml.Unmarshal(data, &config); err != nil {
+		return nil, fmt.Errorf("reading the scheduler configuration: %w", err)
+	}
+	if config.Kind != "KubeSchedulerConfiguration" {
+		return nil, fmt.Errorf("the scheduler configuration has kind %q, want KubeSchedulerConfiguration", config.Kind)
+	}
+	var names []string
+	for _, p := range config.Profiles {
+		name := p.SchedulerName
+		if name == "" {
+			name = "default-scheduler" // as kube-scheduler defaults it
+		}
+		names = append(names, name)
+	}
+	if len(names) == 0 {
+		return nil, errors.New("the scheduler configuration names no profiles")
+	}
+	return names, nil
+}
+
+// Run runs the coordinator until ctx ends. With leader election, it drains
+// the controllers (every gate removal sent has its answer) before it
+// releases the lease, so a successor never sees a stale count.
 func Run(ctx context.Context, config *rest.Config, opts Options) error {
 	logger := klog.FromContext(ctx).WithName("coordinator")
 	ctx = klog.NewContext(ctx, logger)
+	if opts.Namespace == "" {
+		opts.Namespace = DefaultNamespace
+	}
 	client, err := kubernetes.NewForConfig(config)
 	if err != nil {
 		return err
@@ -83,7 +124,7 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	metrics := admission.NewMetrics(reg)
+	metrics := controllerMetrics{admission.NewMetrics(reg), routing.NewMetrics(reg), dispatch.NewMetrics(reg), decisions.NewMetrics(reg)}
 	var b broker.Broker
 	if opts.AMQPURL != "" {
 		dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -95,7 +136,6 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 		defer func() { _ = amqpBroker.Close() }()
 		b = amqpBroker
 	}
-	dispatchMetrics, decisionMetrics := dispatch.NewMetrics(reg), decisions.NewMetrics(reg)
 	var ready atomic.Bool
 	if opts.ServeAddress != "" {
 		// Ready means: this replica leads and its caches are synced. Standby
@@ -108,7 +148,7 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 		defer srv.Close()
 	}
 	run := func(ctx context.Context) {
-		if err := runControllers(ctx, client, sy, controllerMetrics{metrics, dispatchMetrics, decisionMetrics}, b, opts, &ready); err != nil {
+		if err := runControllers(ctx, client, sy, metrics, b, opts, &ready); err != nil {
 			logger.Error(err, "Coordinator controllers stopped")
 		}
 	}
@@ -121,23 +161,35 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 		host, _ := os.Hostname()
 		identity = fmt.Sprintf("%s_%d", host, time.Now().UnixNano())
 	}
-	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, opts.LeaseNamespace, opts.LeaseName,
+	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, opts.Namespace, opts.LeaseName,
 		client.CoreV1(), client.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: identity})
 	if err != nil {
 		return err
 	}
-	// RunOrDie starts OnStartedLeading in a goroutine and does not wait for
-	// it; wait here, so that gate removals in flight finish (and are counted)
-	// before Run returns.
-	var controllers sync.WaitGroup
-	leading := run
-	run = func(ctx context.Context) {
-		controllers.Add(1)
-		defer controllers.Done()
-		leading(ctx)
-	}
-	defer controllers.Wait()
-	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
+	// The elector releases the lease as soon as its context ends, without
+	// waiting for OnStartedLeading to return. So it gets a context of its
+	// own, ended only once the controllers have drained: until then the
+	// lease stays renewed and no successor can start admitting.
+	electorCtx, endElection := context.WithCancel(context.WithoutCancel(ctx))
+	defer endElection()
+	var (
+		mu       sync.Mutex
+		stopping bool
+		leading  sync.WaitGroup
+	)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-electorCtx.Done():
+			return
+		}
+		mu.Lock()
+		stopping = true
+		mu.Unlock()
+		leading.Wait()
+		endElection()
+	}()
+	leaderelection.RunOrDie(electorCtx, leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   15 * time.Second,
 		RenewDeadline:   10 * time.Second,
@@ -145,7 +197,21 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 		ReleaseOnCancel: true,
 		Name:            opts.LeaseName,
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: run,
+			OnStartedLeading: func(leaseCtx context.Context) {
+				mu.Lock()
+				if stopping {
+					mu.Unlock()
+					return
+				}
+				leading.Add(1)
+				mu.Unlock()
+				defer leading.Done()
+				// Stop when the lease is lost or when asked to stop.
+				runCtx, cancel := context.WithCancel(leaseCtx)
+				defer cancel()
+				defer context.AfterFunc(ctx, cancel)()
+				run(runCtx)
+			},
 			OnStoppedLeading: func() { logger.Info("Stopped leading", "identity", identity) },
 		},
 	})
@@ -156,6 +222,7 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 // process does not register them twice.
 type controllerMetrics struct {
 	admission *admission.Metrics
+	routing   *routing.Metrics
 	dispatch  *dispatch.Metrics
 	decisions *decisions.Metrics
 }
@@ -166,22 +233,30 @@ func runControllers(ctx context.Context, client kubernetes.Interface, sy version
 	syFactory := syinformers.NewSharedInformerFactory(sy, 0)
 	pods := factory.Core().V1().Pods()
 	queues := syFactory.Switchyard().V1alpha1().Queues()
+	tables := syFactory.Switchyard().V1alpha1().RoutingTables()
 
 	broadcaster := events.NewBroadcaster(&events.EventSinkImpl{Interface: client.EventsV1()})
 	broadcaster.StartRecordingToSink(ctx.Done())
 	defer broadcaster.Shutdown()
-	recorder := broadcaster.NewRecorder(scheme(), routing.ManagerName)
+	recorder := broadcaster.NewRecorder(scheme(), v1alpha1.CoordinatorName)
 
-	router, err := routing.NewController(client, queues.Informer(), queues.Lister())
+	var admitter *admission.Controller
+	router, err := routing.NewController(client, sy, queues.Informer(), queues.Lister(), tables.Informer(), tables.Lister(),
+		metrics.routing, func(queues []string) {
+			if admitter != nil {
+				admitter.RefreshStatus(queues)
+			}
+		})
 	if err != nil {
 		return err
 	}
-	profiles := sets.New(opts.Profiles...)
-	if len(opts.Profiles) == 0 {
-		profiles = sets.New(DefaultProfiles...)
+	var profiles sets.Set[string]
+	if len(opts.Profiles) > 0 {
+		profiles = sets.New(opts.Profiles...)
 	}
-	admitter, err := admission.New(client, sy, pods.Informer(), queues.Informer(), queues.Lister(), recorder,
-		metrics.admission, admission.Options{MaxAdmittedTotal: opts.MaxAdmittedTotal, Profiles: profiles, ExternalQueues: b != nil})
+	admitter, err = admission.New(client, sy, pods.Informer(), queues.Informer(), queues.Lister(), recorder,
+		metrics.admission, admission.Options{MaxAdmittedTotal: opts.MaxAdmittedTotal, Profiles: profiles, ExternalQueues: b != nil,
+			RouteStatus: router.RouteStatus})
 	if err != nil {
 		return err
 	}
@@ -197,7 +272,7 @@ func runControllers(ctx context.Context, client kubernetes.Interface, sy version
 	}
 	factory.Start(ctx.Done())
 	syFactory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), pods.Informer().HasSynced, queues.Informer().HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), pods.Informer().HasSynced, queues.Informer().HasSynced, tables.Informer().HasSynced) {
 		return errors.New("informer caches did not sync")
 	}
 	logger.Info("Caches synced; coordinating")

@@ -18,7 +18,7 @@ import (
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	"github.com/switchyard-sched/switchyard/pkg/broker"
-	"github.com/switchyard-sched/switchyard/pkg/decisions"
+	"github.com/switchyard-sched/switchyard/pkg/coordinator/decisions"
 	"github.com/switchyard-sched/switchyard/pkg/shortjob"
 	"github.com/switchyard-sched/switchyard/test/localcluster"
 )

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -131,7 +132,19 @@ func TestQueueRoutingByLabel(t *testing.T) {
 		}
 	}
 	waitForEvent(ctx, t, ns, "unknown", "UnknownQueue", "no-such-queue")
-	waitForEvent(ctx, t, ns, "held", "Admitted", "rt-held")
+	// The admission is recorded on the pod by the same patch that removed
+	// the gate (one write per admission), not by an Event.
+	held, err = cluster.Client.CoreV1().Pods(ns).Get(ctx, "held", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var record v1alpha1.AdmissionRecord
+	if err := json.Unmarshal([]byte(held.Annotations[v1alpha1.AdmittedAnnotation]), &record); err != nil {
+		t.Fatalf("the admitted pod has no readable %s annotation: %v", v1alpha1.AdmittedAnnotation, err)
+	}
+	if record.Queue != "rt-held" || record.Time.IsZero() || !strings.Contains(record.Limits, "maxAdmitted 1/2") {
+		t.Errorf("admission record %+v, want queue rt-held, a time and limits naming maxAdmitted 1/2", record)
+	}
 }
 
 // TestPodBeforeAnyQueue checks that with no Queue at all, a pod that asks

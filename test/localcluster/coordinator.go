@@ -11,8 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 
+	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	"github.com/switchyard-sched/switchyard/pkg/coordinator"
-	"github.com/switchyard-sched/switchyard/pkg/routing"
 )
 
 // RunningCoordinator is a coordinator started by StartCoordinator.
@@ -38,8 +38,14 @@ func (c *Cluster) StartCoordinator(ctx context.Context, opts coordinator.Options
 		return nil, err
 	}
 	opts.LeaderElect = true
-	if opts.LeaseNamespace == "" {
-		opts.LeaseNamespace = "switchyard-system"
+	if len(opts.Profiles) == 0 {
+		shipped, err := ShippedSchedulerConfig()
+		if err != nil {
+			return nil, err
+		}
+		if opts.Profiles, err = coordinator.ProfilesFromSchedulerConfig(shipped); err != nil {
+			return nil, err
+		}
 	}
 	if opts.LeaseName == "" {
 		opts.LeaseName = "switchyard-coordinator"
@@ -56,7 +62,7 @@ func (c *Cluster) StartCoordinator(ctx context.Context, opts coordinator.Options
 		r.err = coordinator.Run(ctx, config, opts)
 	}()
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		_, err := c.Client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Get(ctx, routing.PolicyName, metav1.GetOptions{})
+		_, err := c.Client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Get(ctx, v1alpha1.RoutingPolicyName, metav1.GetOptions{})
 		return err == nil, nil
 	})
 	if err != nil {
@@ -84,7 +90,7 @@ func (c *Cluster) WaitForRouting(ctx context.Context, namespace, queue, profile 
 			last = err.Error()
 			return false, nil
 		}
-		routedTo := created.Annotations[routing.RoutedQueueAnnotation]
+		routedTo := created.Annotations[v1alpha1.RoutedQueueAnnotation]
 		last = fmt.Sprintf("schedulerName %q, routed to queue %q", created.Spec.SchedulerName, routedTo)
 		// The profile alone proves nothing for a queue whose profile is
 		// "switchyard" itself: the annotation shows the queue's route exists.

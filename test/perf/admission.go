@@ -8,32 +8,69 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
-	"github.com/switchyard-sched/switchyard/pkg/admission"
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
+	"github.com/switchyard-sched/switchyard/pkg/coordinator/admission"
 	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
 	"github.com/switchyard-sched/switchyard/test/localcluster"
 )
 
 const admissionQueue = "perf-admit"
 
+// scaleQueues and scalePods size the admission-scale workload.
+const (
+	scaleQueues = 100
+	scalePods   = 10_000
+)
+
+// admissionQueues are the workload's Queues: one whose maxAdmitted never
+// binds (admission), or 100 with mixed limits that never bind either
+// (admission-scale: maxAdmitted, quota, rate, weights and priorities, so
+// every rule is checked on every decision).
+func admissionQueues(workload string) []*v1alpha1.Queue {
+	if workload != "admission-scale" {
+		return []*v1alpha1.Queue{{ObjectMeta: metav1.ObjectMeta{Name: admissionQueue},
+			Spec: v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](1 << 30)}}}
+	}
+	queues := make([]*v1alpha1.Queue, scaleQueues)
+	for i := range queues {
+		spec := v1alpha1.QueueSpec{Profile: "switchyard-batch", Weight: int32(1 + i%4), Priority: int32(i % 3)}
+		switch i % 3 {
+		case 0:
+			spec.MaxAdmitted = ptr.To[int32](1 << 20)
+		case 1:
+			spec.Quota = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100k"), corev1.ResourcePods: resource.MustParse("1M")}
+		case 2:
+			spec.AdmissionRate = &v1alpha1.AdmissionRate{PodsPerSecond: resource.MustParse("10k"), Burst: 10_000}
+		}
+		queues[i] = &v1alpha1.Queue{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("perf-scale-%03d", i)}, Spec: spec}
+	}
+	return queues
+}
+
 // admit measures how fast gated pods are released: by the coordinator, or
 // by this driver sending the same JSON patches (the API server's raw rate).
 // No scheduler runs, so only admission is measured.
-func (b *bench) admit(ctx context.Context, _ string, variant string, _ int) (Run, error) {
+func (b *bench) admit(ctx context.Context, workload string, variant string, _ int) (Run, error) {
 	var run Run
-	if err := b.ensureAdmissionQueue(ctx); err != nil {
+	queues := admissionQueues(workload)
+	if err := b.ensureAdmissionQueues(ctx, queues); err != nil {
 		return run, err
 	}
-	pods := make([]*corev1.Pod, b.cfg.pods)
+	count := b.cfg.pods
+	if workload == "admission-scale" {
+		count = scalePods
+	}
+	pods := make([]*corev1.Pod, count)
 	for i := range pods {
-		pods[i] = localcluster.Pod(namespace, fmt.Sprintf("admit-%s-%d", variant, i), localcluster.PodSpec{
+		pods[i] = localcluster.Pod(namespace, fmt.Sprintf("%s-%s-%d", workload, variant, i), localcluster.PodSpec{
 			SchedulerName: v1alpha1.RouterSchedulerName, CPU: "10m",
-			Labels: map[string]string{v1alpha1.QueueLabel: admissionQueue},
+			Labels: map[string]string{v1alpha1.QueueLabel: queues[i%len(queues)].Name},
 		})
 	}
 	if _, _, err := b.create(ctx, pods); err != nil {
@@ -68,6 +105,10 @@ func (b *bench) admit(ctx context.Context, _ string, variant string, _ int) (Run
 	if err := waitAll(ctx, ungated, len(pods), 10*time.Minute); err != nil {
 		return run, fmt.Errorf("%d of %d pods ungated: %w", ungated.count(), len(pods), err)
 	}
+	if coordinator != nil {
+		// Let the status writes of the last admissions land in the figures.
+		time.Sleep(2 * time.Second)
+	}
 	run = before.delta(b, nil, coordinator, len(pods))
 	times := ungated.times()
 	var events []time.Time
@@ -89,20 +130,19 @@ func (b *bench) admit(ctx context.Context, _ string, variant string, _ int) (Run
 	return run, b.deletePods(ctx)
 }
 
-// ensureAdmissionQueue creates a gated queue whose limit never binds, so
+// ensureAdmissionQueues creates gated queues whose limits never bind, so
 // every pod is gated and admission runs flat out.
-func (b *bench) ensureAdmissionQueue(ctx context.Context) error {
+func (b *bench) ensureAdmissionQueues(ctx context.Context, queues []*v1alpha1.Queue) error {
 	sy, err := versioned.NewForConfig(b.cluster.Config)
 	if err != nil {
 		return err
 	}
-	_, err = sy.SwitchyardV1alpha1().Queues().Create(ctx, &v1alpha1.Queue{
-		ObjectMeta: metav1.ObjectMeta{Name: admissionQueue},
-		Spec:       v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](1 << 30)},
-	}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
+	for _, q := range queues {
+		if _, err := sy.SwitchyardV1alpha1().Queues().Create(ctx, q, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
 	}
+	last := queues[len(queues)-1].Name
 	// The routing policy must know the queue before pods are created; a
 	// coordinator compiles it.
 	coordinator, err := b.startCoordinator(ctx)
@@ -110,7 +150,7 @@ func (b *bench) ensureAdmissionQueue(ctx context.Context) error {
 		return err
 	}
 	defer coordinator.Stop()
-	probe := localcluster.Pod(namespace, "gate-probe", localcluster.PodSpec{SchedulerName: v1alpha1.RouterSchedulerName, Labels: map[string]string{v1alpha1.QueueLabel: admissionQueue}})
+	probe := localcluster.Pod(namespace, "gate-probe", localcluster.PodSpec{SchedulerName: v1alpha1.RouterSchedulerName, Labels: map[string]string{v1alpha1.QueueLabel: last}})
 	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		created, err := b.cluster.Client.CoreV1().Pods(namespace).Create(ctx, probe.DeepCopy(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err == nil && v1alpha1.HasAdmissionGate(created), nil
@@ -158,7 +198,9 @@ func (b *bench) removeGates(ctx context.Context, pods []*corev1.Pod) error {
 
 // removeGate sends the very patch the coordinator sends.
 func removeGate(ctx context.Context, b *bench, pod *corev1.Pod) error {
-	patch, ok := admission.GateRemovalPatch(pod)
+	record := v1alpha1.AdmissionRecord{Queue: pod.Annotations[v1alpha1.RoutedQueueAnnotation], Time: metav1.Now(),
+		Waited: time.Since(pod.CreationTimestamp.Time).Round(time.Millisecond).String(), Limits: "maxAdmitted 1/1073741824"}
+	patch, ok := admission.GateRemovalPatch(pod, record)
 	if !ok {
 		return nil
 	}

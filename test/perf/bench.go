@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
-	"github.com/switchyard-sched/switchyard/pkg/calcset"
+	"github.com/switchyard-sched/switchyard/pkg/coordinator"
 	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
 	"github.com/switchyard-sched/switchyard/test/localcluster"
 )
@@ -84,7 +85,7 @@ func (b *bench) workload(ctx context.Context, name string, nodes int) ([]Result,
 	variants := []string{"upstream", "direct", "routed"}
 	runOnce := b.schedule
 	switch name {
-	case "admission":
+	case "admission", "admission-scale":
 		variants = []string{"raw-patch", "coordinator"}
 		runOnce = b.admit
 	case "calcset":
@@ -216,8 +217,8 @@ func (b *bench) pods(workload, variant string, nodes int) []*corev1.Pod {
 			spec.SchedulerName = "switchyard-batch"
 		case "calcset":
 			spec.SchedulerName = "switchyard-batch"
-			spec.Labels[calcset.SetLabel] = fmt.Sprintf("set-%d", i/calcSetSize)
-			spec.Labels[calcset.SizeLabel] = strconv.Itoa(calcSetSize)
+			spec.Labels[v1alpha1.CalcSetLabel] = fmt.Sprintf("set-%d", i/calcSetSize)
+			spec.Labels[v1alpha1.CalcSetSizeLabel] = strconv.Itoa(calcSetSize)
 		}
 		pod := localcluster.Pod(namespace, fmt.Sprintf("%s-%s-%d", workload, variant, i), spec)
 		switch workload {
@@ -408,6 +409,7 @@ func (s usageSnapshot) delta(b *bench, scheduler, coordinator *localcluster.Proc
 		CoordinatorCPUPer1k: (after.coordinator.CPUSeconds - s.coordinator.CPUSeconds) / per1k,
 		APIServerCPUPer1k:   (after.apiserver.CPUSeconds - s.apiserver.CPUSeconds) / per1k,
 		SchedulerPeakMB:     float64(after.scheduler.PeakRSSBytes) / (1 << 20),
+		CoordinatorPeakMB:   float64(after.coordinator.PeakRSSBytes) / (1 << 20),
 		APIServerRSSMB:      float64(after.apiserver.RSSBytes) / (1 << 20),
 	}
 	return run
@@ -434,8 +436,17 @@ func (b *bench) startCoordinator(ctx context.Context) (*localcluster.Process, er
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	shipped, err := localcluster.ShippedSchedulerConfig()
+	if err != nil {
+		return nil, err
+	}
+	profiles, err := coordinator.ProfilesFromSchedulerConfig(shipped)
+	if err != nil {
+		return nil, err
+	}
 	return b.cluster.StartProcess(ctx, "coordinator", b.cfg.coordinator, []string{
 		"--kubeconfig=" + b.cluster.KubeconfigPath, "--leader-elect=false", "--serve-address=" + addr,
+		"--profiles=" + strings.Join(profiles, ","),
 		"--kube-api-qps=1000", "--kube-api-burst=2000", "--profiling",
 		"--amqp-url=" + b.cfg.amqpURL, "--decision-exchange=" + externalAMQPQueue + ".decisions",
 	}, "http://"+addr+"/readyz")

@@ -60,7 +60,7 @@ type config struct {
 func main() {
 	var cfg config
 	nodes := flag.String("nodes", "100,1000", "comma-separated node counts (add 5000 on a big machine)")
-	workloads := flag.String("workloads", "basic,anti-affinity,topology-spread,queues-mix,admission,calcset,external", "comma-separated workloads")
+	workloads := flag.String("workloads", "basic,anti-affinity,topology-spread,queues-mix,admission,admission-scale,calcset,external", "comma-separated workloads")
 	flag.IntVar(&cfg.pods, "pods", 1000, "pods per run")
 	flag.IntVar(&cfg.rounds, "rounds", 2, "rounds per workload; variants alternate within each round")
 	flag.StringVar(&cfg.switchyard, "switchyard-scheduler", "_output/bin/switchyard-scheduler", "switchyard-scheduler binary")

@@ -35,8 +35,10 @@ type Run struct {
 	SchedulerCPUPer1k   float64 `json:"schedulerCPUPer1k"`
 	APIServerCPUPer1k   float64 `json:"apiserverCPUPer1k"`
 	CoordinatorCPUPer1k float64 `json:"coordinatorCPUPer1k,omitempty"`
-	// SchedulerPeakMB is the scheduler process's peak resident memory.
-	SchedulerPeakMB float64 `json:"schedulerPeakMB"`
+	// SchedulerPeakMB is the scheduler process's peak resident memory;
+	// CoordinatorPeakMB the coordinator's (admission workloads).
+	SchedulerPeakMB   float64 `json:"schedulerPeakMB"`
+	CoordinatorPeakMB float64 `json:"coordinatorPeakMB,omitempty"`
 	// APIServerRSSMB is the API server's resident memory at the end of the run.
 	APIServerRSSMB float64 `json:"apiserverRSSMB"`
 }
@@ -73,8 +75,16 @@ func median(runs []Run) Run {
 		APIServerCPUPer1k:   pick(func(r Run) float64 { return r.APIServerCPUPer1k }),
 		CoordinatorCPUPer1k: pick(func(r Run) float64 { return r.CoordinatorCPUPer1k }),
 		SchedulerPeakMB:     pick(func(r Run) float64 { return r.SchedulerPeakMB }),
+		CoordinatorPeakMB:   pick(func(r Run) float64 { return r.CoordinatorPeakMB }),
 		APIServerRSSMB:      pick(func(r Run) float64 { return r.APIServerRSSMB }),
 	}
+}
+
+func orDash(v float64, format string) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf(format, v)
 }
 
 // percentile of vals (nearest rank, interpolated between neighbours).
@@ -102,16 +112,18 @@ func (r *Report) Markdown() string {
 	b.WriteString("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, res := range r.Results {
 		m := res.Median
-		if res.Workload == "admission" {
-			fmt.Fprintf(&b, "| %s | %d | %s | %.0f | %.0f | %.0f | %.0f | - | - | %.0f | - | %.2f | - | %.2fx |\n",
-				res.Workload, res.Nodes, res.Variant, m.ThroughputAvg, m.ThroughputP50, m.ThroughputP90, m.ThroughputP99, m.CreatePerSec, m.APIServerCPUPer1k, res.Ratio)
+		if strings.HasPrefix(res.Workload, "admission") {
+			// The scheduler columns hold the coordinator's CPU and peak RSS.
+			fmt.Fprintf(&b, "| %s | %d | %s | %.0f | %.0f | %.0f | %.0f | - | - | - | %s | %.2f | %s | %.2fx |\n",
+				res.Workload, res.Nodes, res.Variant, m.ThroughputAvg, m.ThroughputP50, m.ThroughputP90, m.ThroughputP99,
+				orDash(m.CoordinatorCPUPer1k, "coordinator %.2f"), m.APIServerCPUPer1k, orDash(m.CoordinatorPeakMB, "coordinator %.0f"), res.Ratio)
 			continue
 		}
 		fmt.Fprintf(&b, "| %s | %d | %s | %.0f | %.0f | %.0f | %.0f | %.0f ms | %.0f ms | %.0f | %.2f | %.2f | %.0f | %.2fx |\n",
 			res.Workload, res.Nodes, res.Variant, m.ThroughputAvg, m.ThroughputP50, m.ThroughputP90, m.ThroughputP99,
 			m.LatencyP50Ms, m.LatencyP99Ms, m.CreatePerSec, m.SchedulerCPUPer1k, m.APIServerCPUPer1k, m.SchedulerPeakMB, res.Ratio)
 	}
-	b.WriteString("\nBaselines: `upstream` (kube-scheduler, default configuration) for scheduling workloads; `raw-patch` (this driver removing the same gates with as many workers) for admission; `plain` (the same pods without set labels, switchyard-batch) for calcset (sets of 8, all or nothing, node locality); `profile` (routed to switchyard-batch) for external (routed to a RabbitMQ queue, bound by switchyard-shortjob; its CPU is in the scheduler column). ")
+	b.WriteString("\nBaselines: `upstream` (kube-scheduler, default configuration) for scheduling workloads; `raw-patch` (this driver removing the same gates, with the same admission record, from as many workers) for admission and admission-scale (100 queues with mixed limits that never bind, 10,000 pods gated before the coordinator starts; for these the CPU and peak-MB columns are the coordinator's); `plain` (the same pods without set labels, switchyard-batch) for calcset (sets of 8, all or nothing, node locality); `profile` (routed to switchyard-batch) for external (routed to a RabbitMQ queue, bound by switchyard-shortjob; its CPU is in the scheduler column). ")
 	b.WriteString("`direct`: switchyard-scheduler, pods name a profile. `routed`: pods name `switchyard` plus a queue label and the API server's MutatingAdmissionPolicy routes them (coordinator running). ")
 	b.WriteString("Throughput percentiles are over one-second samples of pods bound; no simulated kubelets run during measurement.\n")
 	return b.String()

@@ -9,6 +9,8 @@ type Metrics struct {
 	Pending         *prometheus.GaugeVec
 	Admitted        *prometheus.GaugeVec
 	Scheduled       *prometheus.GaugeVec
+	Stranded        *prometheus.GaugeVec
+	CycleSeconds    prometheus.Histogram
 	Admissions      *prometheus.CounterVec
 	WaitSeconds     *prometheus.HistogramVec
 	AdmissionErrors *prometheus.CounterVec
@@ -29,6 +31,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Scheduled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "switchyard_queue_scheduled_pods", Help: "Pods bound to a node and not terminated, by queue.",
 		}, []string{"queue"}),
+		Stranded: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchyard_queue_stranded_pods", Help: "Pods that carry a schedulerName their queue no longer gives (the Queue was edited after they were created); they are never admitted. By queue.",
+		}, []string{"queue"}),
+		CycleSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "switchyard_admission_cycle_seconds",
+			Help:    "Time one admission decision takes, from the queue state to the gate removals it starts.",
+			Buckets: prometheus.ExponentialBuckets(0.00001, 4, 12),
+		}),
 		Admissions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_queue_admissions_total", Help: "Pods admitted (scheduling gate removed), by queue.",
 		}, []string{"queue"}),
@@ -46,6 +56,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 	}
-	reg.MustRegister(m.Pending, m.Admitted, m.Scheduled, m.Admissions, m.WaitSeconds, m.AdmissionErrors, m.PatchSeconds)
+	reg.MustRegister(m.Pending, m.Admitted, m.Scheduled, m.Stranded, m.CycleSeconds, m.Admissions, m.WaitSeconds, m.AdmissionErrors, m.PatchSeconds)
 	return m
 }

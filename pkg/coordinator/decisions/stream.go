@@ -22,7 +22,6 @@ import (
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	"github.com/switchyard-sched/switchyard/pkg/broker"
-	"github.com/switchyard-sched/switchyard/pkg/routing"
 )
 
 // DefaultExchange is the topic exchange decisions go to.
@@ -125,7 +124,7 @@ func (s *Stream) observe(obj any, deleted bool) {
 	if !ok {
 		return
 	}
-	queue, routed := pod.Annotations[routing.RoutedQueueAnnotation]
+	queue, routed := pod.Annotations[v1alpha1.RoutedQueueAnnotation]
 	if !routed {
 		return
 	}

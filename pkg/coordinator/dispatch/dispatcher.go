@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -16,8 +17,9 @@ import (
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	"github.com/switchyard-sched/switchyard/pkg/broker"
+	"github.com/switchyard-sched/switchyard/pkg/coordinator/reconcile"
+	"github.com/switchyard-sched/switchyard/pkg/coordinator/routing"
 	listers "github.com/switchyard-sched/switchyard/pkg/generated/listers/switchyard/v1alpha1"
-	"github.com/switchyard-sched/switchyard/pkg/routing"
 )
 
 // RetryDelay is how long a message an external scheduler could not act on
@@ -55,33 +57,27 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// Dispatcher publishes the admitted, unbound pods of external queues.
+// Dispatcher publishes the admitted, unbound pods of external queues. It
+// is a workqueue controller keyed by pod: a pod event enqueues the pod, a
+// publication schedules the pod's next look with AddAfter at its queue's
+// republish deadline, and nothing rescans the pods.
 type Dispatcher struct {
 	broker  broker.Broker
 	pods    cache.Indexer
 	queues  listers.QueueLister
 	metrics *Metrics
 	workers int
-
-	wake chan struct{}
-	work chan job
+	loop    *reconcile.Loop[string]
 
 	mu sync.Mutex
 	// sent remembers, per pod, the last confirmed publication; lost on
 	// restart, which only means the pods are published once more.
 	sent     map[types.UID]publication
-	inflight sets.Set[types.UID]
 	declared sets.Set[string]
 }
 
 type publication struct {
 	at      time.Time
-	attempt int
-}
-
-type job struct {
-	pod     *corev1.Pod
-	queue   *v1alpha1.Queue
 	attempt int
 }
 
@@ -92,114 +88,57 @@ func New(b broker.Broker, pods cache.SharedIndexInformer, queues cache.SharedInd
 	}
 	d := &Dispatcher{
 		broker: b, pods: pods.GetIndexer(), queues: queueLister, metrics: metrics, workers: 8,
-		wake: make(chan struct{}, 1), work: make(chan job, 256),
-		sent: map[types.UID]publication{}, inflight: sets.New[types.UID](), declared: sets.New[string](),
+		sent: map[types.UID]publication{}, declared: sets.New[string](),
 	}
-	poke := func(any) { d.poke() }
+	d.loop = reconcile.New("switchyard_dispatch", d.sync)
 	if _, err := pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: poke, UpdateFunc: func(_, obj any) { d.poke() }, DeleteFunc: poke,
+		AddFunc:    d.podChanged,
+		UpdateFunc: func(_, obj any) { d.podChanged(obj) },
+		DeleteFunc: d.podChanged,
 	}); err != nil {
 		return nil, err
 	}
 	if _, err := queues.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: poke, UpdateFunc: func(_, obj any) { d.poke() }, DeleteFunc: poke,
+		AddFunc:    d.queueChanged,
+		UpdateFunc: func(_, obj any) { d.queueChanged(obj) },
+		DeleteFunc: d.queueChanged,
 	}); err != nil {
 		return nil, err
 	}
 	return d, nil
 }
 
-func (d *Dispatcher) poke() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
+func (d *Dispatcher) podChanged(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok || pod.Spec.SchedulerName != v1alpha1.ExternalSchedulerName {
+		return
+	}
+	if key, err := cache.MetaNamespaceKeyFunc(pod); err == nil {
+		d.loop.Add(key)
 	}
 }
 
-// Run publishes until ctx ends. Informers must have synced.
-func (d *Dispatcher) Run(ctx context.Context) {
-	logger := klog.FromContext(ctx).WithName("dispatch")
-	ctx = klog.NewContext(ctx, logger)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for range d.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case j := <-d.work:
-					d.publish(ctx, j)
-				}
-			}
-		}()
+// queueChanged looks again at the pods of a Queue that changed, and stops
+// re-declaring broker queues no external Queue uses any more.
+func (d *Dispatcher) queueChanged(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
 	}
-	ticker := time.NewTicker(time.Second) // deadlines pass without events
-	defer ticker.Stop()
-	for {
-		d.cycle(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-d.wake:
-		case <-ticker.C:
-		}
-		// One cycle serves a burst of pod events.
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(10 * time.Millisecond):
-		}
+	q, ok := obj.(*v1alpha1.Queue)
+	if !ok {
+		return
 	}
-}
-
-// cycle finds what to publish now.
-func (d *Dispatcher) cycle(ctx context.Context) {
+	objs, _ := d.pods.ByIndex(routing.QueueIndex, q.Name)
+	for _, obj := range objs {
+		d.podChanged(obj)
+	}
 	queues, err := d.queues.List(labels.Everything())
 	if err != nil {
 		return
 	}
-	now := time.Now()
-	live := sets.New[types.UID]()
-	for _, q := range queues {
-		if q.Spec.External == nil || q.DeletionTimestamp != nil {
-			continue
-		}
-		if !d.declare(ctx, q) {
-			continue
-		}
-		republishAfter := time.Duration(q.Spec.External.RepublishAfterSeconds) * time.Second
-		if republishAfter <= 0 {
-			republishAfter = defaultRepublishAfter
-		}
-		objs, _ := d.pods.ByIndex(routing.QueueIndex, q.Name)
-		for _, obj := range objs {
-			pod, ok := obj.(*corev1.Pod)
-			if !ok || !waitingForExternalScheduler(pod) {
-				continue
-			}
-			live.Insert(pod.UID)
-			d.mu.Lock()
-			last, published := d.sent[pod.UID]
-			due := !d.inflight.Has(pod.UID) && (!published || now.Sub(last.at) >= republishAfter)
-			if due {
-				d.inflight.Insert(pod.UID)
-			}
-			d.mu.Unlock()
-			if !due {
-				continue
-			}
-			select {
-			case d.work <- job{pod: pod, queue: q, attempt: last.attempt + 1}:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}
-	// Bound, deleted and re-queued pods are forgotten, and so are the
-	// broker queues of deleted Queues (no longer re-declared on reconnect).
 	external := sets.New[string]()
 	for _, q := range queues {
 		if q.Spec.External != nil && q.DeletionTimestamp == nil {
@@ -207,17 +146,67 @@ func (d *Dispatcher) cycle(ctx context.Context) {
 		}
 	}
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	for name := range d.declared {
 		if !external.Has(name) {
 			d.declared.Delete(name)
 			d.broker.Forget(broker.Topology{Queues: []broker.Queue{{Name: name}}})
 		}
 	}
-	for uid := range d.sent {
-		if !live.Has(uid) {
-			delete(d.sent, uid)
-		}
+}
+
+// Run publishes until ctx ends. Informers must have synced.
+func (d *Dispatcher) Run(ctx context.Context) {
+	ctx = klog.NewContext(ctx, klog.FromContext(ctx).WithName("dispatch"))
+	d.loop.Run(ctx, d.workers)
+}
+
+// sync publishes one pod if it waits for its external scheduler and is due,
+// and says when to look at it again.
+func (d *Dispatcher) sync(ctx context.Context, key string) (time.Duration, error) {
+	if ctx.Err() != nil {
+		return 0, nil
 	}
+	obj, exists, err := d.pods.GetByKey(key)
+	if err != nil {
+		return 0, err
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !exists || !ok || !waitingForExternalScheduler(pod) {
+		if ok {
+			d.forget(pod.UID)
+		}
+		return 0, nil
+	}
+	q, err := d.queues.Get(pod.Annotations[v1alpha1.RoutedQueueAnnotation])
+	if err != nil || q.Spec.External == nil || q.DeletionTimestamp != nil {
+		// No external Queue (any more): nothing to publish to. A Queue
+		// event brings the pod back.
+		return 0, nil
+	}
+	republishAfter := time.Duration(q.Spec.External.RepublishAfterSeconds) * time.Second
+	if republishAfter <= 0 {
+		republishAfter = defaultRepublishAfter
+	}
+	now := time.Now()
+	d.mu.Lock()
+	last, published := d.sent[pod.UID]
+	d.mu.Unlock()
+	if published && now.Sub(last.at) < republishAfter {
+		return republishAfter - now.Sub(last.at), nil
+	}
+	if err := d.declare(ctx, q); err != nil {
+		return 0, err
+	}
+	if err := d.publish(ctx, pod, q, last.attempt+1); err != nil {
+		return 0, err
+	}
+	return republishAfter, nil
+}
+
+func (d *Dispatcher) forget(uid types.UID) {
+	d.mu.Lock()
+	delete(d.sent, uid)
 	d.mu.Unlock()
 }
 
@@ -231,65 +220,57 @@ func waitingForExternalScheduler(pod *corev1.Pod) bool {
 
 // declare makes the queue's RabbitMQ queue (with its dead-letter and retry
 // queues) exist before anything is published to it.
-func (d *Dispatcher) declare(ctx context.Context, q *v1alpha1.Queue) bool {
+func (d *Dispatcher) declare(ctx context.Context, q *v1alpha1.Queue) error {
 	name := q.Spec.External.AMQPQueue
 	d.mu.Lock()
 	done := d.declared.Has(name)
 	d.mu.Unlock()
 	if done {
-		return true
+		return nil
 	}
 	if err := d.broker.Declare(ctx, broker.Topology{Queues: []broker.Queue{broker.WorkQueue(name, RetryDelay)}}); err != nil {
-		klog.FromContext(ctx).Error(err, "Declaring the external scheduler's queue", "queue", q.Name, "amqpQueue", name)
 		d.metrics.Errors.WithLabelValues(q.Name).Inc()
-		return false
+		return fmt.Errorf("declaring the external scheduler's queue %q of Queue %s: %w", name, q.Name, err)
 	}
 	d.mu.Lock()
 	d.declared.Insert(name)
 	d.mu.Unlock()
-	return true
+	return nil
 }
 
-func (d *Dispatcher) publish(ctx context.Context, j job) {
-	defer func() {
-		d.mu.Lock()
-		d.inflight.Delete(j.pod.UID)
-		d.mu.Unlock()
-	}()
+func (d *Dispatcher) publish(ctx context.Context, pod *corev1.Pod, q *v1alpha1.Queue, attempt int) error {
 	now := time.Now()
 	msg := PodMessage{
-		UID: j.pod.UID, Namespace: j.pod.Namespace, Name: j.pod.Name, Queue: j.queue.Name,
-		Attempt: j.attempt, CreatedAt: j.pod.CreationTimestamp.Time, PublishedAt: now,
+		UID: pod.UID, Namespace: pod.Namespace, Name: pod.Name, Queue: q.Name,
+		Attempt: attempt, CreatedAt: pod.CreationTimestamp.Time, PublishedAt: now,
 	}
 	body, err := msg.Encode()
 	if err != nil {
-		return
+		return err
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	err = d.broker.Publish(pctx, "", j.queue.Spec.External.AMQPQueue, broker.Message{
+	err = d.broker.Publish(pctx, "", q.Spec.External.AMQPQueue, broker.Message{
 		// One ID per publication: the consumer keys on the pod's UID.
 		ContentType: "application/json", Type: MessageType, Body: body, Timestamp: now,
 	})
 	if err != nil {
-		if !errors.Is(err, context.Canceled) {
-			klog.FromContext(ctx).Error(err, "Publishing a pod to its external scheduler; will retry", "pod", klog.KObj(j.pod), "queue", j.queue.Name)
-		}
-		d.metrics.Errors.WithLabelValues(j.queue.Name).Inc()
+		d.metrics.Errors.WithLabelValues(q.Name).Inc()
 		if errors.Is(err, broker.ErrUnroutable) {
 			// The queue was deleted on the broker: declare it again.
 			d.mu.Lock()
-			d.declared.Delete(j.queue.Spec.External.AMQPQueue)
+			d.declared.Delete(q.Spec.External.AMQPQueue)
 			d.mu.Unlock()
 		}
-		return
+		return fmt.Errorf("publishing pod %s to its external scheduler (queue %s): %w", klog.KObj(pod), q.Name, err)
 	}
-	if j.attempt == 1 {
-		d.metrics.Published.WithLabelValues(j.queue.Name).Inc()
+	if attempt == 1 {
+		d.metrics.Published.WithLabelValues(q.Name).Inc()
 	} else {
-		d.metrics.Republished.WithLabelValues(j.queue.Name).Inc()
+		d.metrics.Republished.WithLabelValues(q.Name).Inc()
 	}
 	d.mu.Lock()
-	d.sent[j.pod.UID] = publication{at: now, attempt: j.attempt}
+	d.sent[pod.UID] = publication{at: now, attempt: attempt}
 	d.mu.Unlock()
+	return nil
 }

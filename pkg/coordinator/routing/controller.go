@@ -2,13 +2,12 @@ package routing
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
+	"maps"
+	"sync"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -16,128 +15,232 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
+	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
+	"github.com/switchyard-sched/switchyard/pkg/coordinator/reconcile"
+	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
 	listers "github.com/switchyard-sched/switchyard/pkg/generated/listers/switchyard/v1alpha1"
 )
 
-// specHashAnnotation lets the controller skip updates when nothing changed:
-// the API server defaults fields, so comparing specs directly never matches.
-const specHashAnnotation = "switchyard.io/spec-hash"
+// resyncPeriod is how often the policy and binding are applied again
+// without a change: someone may have edited them, which no event shows.
+const resyncPeriod = time.Minute
 
-// resyncPeriod is how often the policy is re-checked without a Queue change.
-const resyncPeriod = 30 * time.Second
+// batchDelay collects a burst of Queue changes into one table write: with
+// thousands of Queues the table is large, and each write goes to every
+// watcher of it (the API server's policy plugins among them).
+const batchDelay = 250 * time.Millisecond
 
-// Controller keeps the routing policy in step with the Queues.
-type Controller struct {
-	client kubernetes.Interface
-	queues listers.QueueLister
-	wake   chan struct{}
+// key is the one work item: the routing table and its policy.
+const key = "routing"
+
+// Metrics of the routing controller.
+type Metrics struct {
+	TableQueues prometheus.Gauge
+	TableBytes  prometheus.Gauge
+	Errors      prometheus.Counter
 }
 
-// NewController recompiles the policy whenever a Queue changes.
-func NewController(client kubernetes.Interface, queues cache.SharedIndexInformer, lister listers.QueueLister) (*Controller, error) {
-	c := &Controller{client: client, queues: lister, wake: make(chan struct{}, 1)}
-	poke := func() {
-		select {
-		case c.wake <- struct{}{}:
-		default:
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		TableQueues: prometheus.NewGauge(prometheus.GaugeOpts{Name: "switchyard_routing_table_queues", Help: "Queues in the routing table the API server routes pods by."}),
+		TableBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "switchyard_routing_table_bytes",
+			Help: fmt.Sprintf("Size of the routing table's data; the API server refuses more than %d.", MaxTableBytes)}),
+		Errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_routing_errors_total", Help: "Failed writes of the routing table, policy or binding."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.TableQueues, m.TableBytes, m.Errors)
+	}
+	return m
+}
+
+// Controller keeps the routing table, policy and binding in step with the
+// Queues, with server-side apply.
+type Controller struct {
+	client  kubernetes.Interface
+	sy      versioned.Interface
+	queues  listers.QueueLister
+	tables  listers.RoutingTableLister
+	metrics *Metrics
+	loop    *reconcile.Loop[string]
+
+	mu        sync.Mutex
+	lastError string
+	applied   time.Time
+	// onTable is told which Queues' routes changed in the live table (or
+	// could not be written), so that their status (the Routed condition)
+	// follows it.
+	onTable func(queues []string)
+}
+
+// NewController wires the controller to informers the caller starts: the
+// Queues and the RoutingTables.
+func NewController(client kubernetes.Interface, sy versioned.Interface, queues cache.SharedIndexInformer, lister listers.QueueLister,
+	tables cache.SharedIndexInformer, tableLister listers.RoutingTableLister, metrics *Metrics, onTable func(queues []string)) (*Controller, error) {
+	c := &Controller{client: client, sy: sy, queues: lister, tables: tableLister, metrics: metrics, onTable: onTable}
+	c.loop = reconcile.New(v1alpha1.RoutingPolicyName, c.sync)
+	enqueue := cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { c.loop.AddAfter(key, batchDelay) },
+		UpdateFunc: func(old, new any) {
+			// Status writes (most Queue updates) do not change routes.
+			if !specUnchanged(old, new) {
+				c.loop.AddAfter(key, batchDelay)
+			}
+		},
+		DeleteFunc: func(any) { c.loop.AddAfter(key, batchDelay) },
+	}
+	if _, err := queues.AddEventHandler(enqueue); err != nil {
+		return nil, err
+	}
+	tableChanged := func(old, new any) {
+		c.loop.Add(key)
+		if c.onTable != nil {
+			c.onTable(changedRoutes(routesOf(asTable(old)), routesOf(asTable(new))))
 		}
 	}
-	if _, err := queues.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { poke() }, UpdateFunc: func(any, any) { poke() }, DeleteFunc: func(any) { poke() },
+	if _, err := tables.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { tableChanged(nil, obj) },
+		UpdateFunc: tableChanged,
+		DeleteFunc: func(obj any) { tableChanged(obj, nil) },
 	}); err != nil {
 		return nil, err
 	}
-	poke()
+	c.loop.Add(key)
 	return c, nil
 }
 
-// Run applies the policy on every change, retrying failures, until ctx ends.
-func (c *Controller) Run(ctx context.Context) {
-	logger := klog.FromContext(ctx).WithName("routing")
-	retry := time.NewTimer(time.Hour)
-	defer retry.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.wake:
-		case <-retry.C:
-		}
-		if err := c.Sync(ctx); err != nil {
-			logger.Error(err, "Applying the routing policy; retrying")
-			retry.Reset(2 * time.Second)
-			continue
-		}
-		// Look again now and then: someone may have edited or deleted the
-		// policy, which no Queue event would reveal.
-		retry.Reset(resyncPeriod)
-	}
+// Run applies changes until ctx ends.
+func (c *Controller) Run(ctx context.Context) { c.loop.Run(ctx, 1) }
+
+// Sync applies the table, policy and binding once, now.
+func (c *Controller) Sync(ctx context.Context) error {
+	_, err := c.sync(ctx, key)
+	return err
 }
 
-// Sync compiles the current Queues and writes the policy and binding.
-func (c *Controller) Sync(ctx context.Context) error {
+func (c *Controller) sync(ctx context.Context, _ string) (time.Duration, error) {
+	if ctx.Err() != nil {
+		return 0, nil
+	}
+	err := c.apply(ctx)
+	c.mu.Lock()
+	c.lastError = ""
+	if err != nil {
+		c.lastError = err.Error()
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.metrics.Errors.Inc()
+		if c.onTable != nil {
+			c.onTable(c.unrouted())
+		}
+		return 0, err
+	}
+	return resyncPeriod, nil
+}
+
+// unrouted are the Queues the live table does not route as they say.
+func (c *Controller) unrouted() []string {
+	queues, err := c.queues.List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	live, _ := c.tables.Get(v1alpha1.RoutingPolicyName)
+	table := routesOf(live)
+	var out []string
+	for _, q := range queues {
+		if !Routed(table, q) {
+			out = append(out, q.Name)
+		}
+	}
+	return out
+}
+
+// specUnchanged is true for a Queue update that did not change the spec
+// (the API server bumps the generation only on spec changes).
+func specUnchanged(old, new any) bool {
+	o, ok1 := old.(*v1alpha1.Queue)
+	n, ok2 := new.(*v1alpha1.Queue)
+	return ok1 && ok2 && o.Generation == n.Generation && o.DeletionTimestamp.Equal(n.DeletionTimestamp)
+}
+
+// changedRoutes are the keys whose value differs between two tables.
+func changedRoutes(old, new map[string]string) []string {
+	var out []string
+	for k, v := range new {
+		if ov, ok := old[k]; !ok || ov != v {
+			out = append(out, k)
+		}
+	}
+	for k := range old {
+		if _, ok := new[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func asTable(obj any) *v1alpha1.RoutingTable {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	t, _ := obj.(*v1alpha1.RoutingTable)
+	return t
+}
+
+func (c *Controller) apply(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
 	queues, err := c.queues.List(labels.Everything())
 	if err != nil {
 		return err
 	}
-	policy, binding := Compile(queues)
-	if err := c.applyPolicy(ctx, policy); err != nil {
-		return fmt.Errorf("policy %s: %w", policy.Name, err)
+	opts := metav1.ApplyOptions{FieldManager: v1alpha1.CoordinatorName, Force: true}
+	routes, defaultQueue := Table(queues)
+	live, err := c.tables.Get(v1alpha1.RoutingPolicyName)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
 	}
-	if err := c.applyBinding(ctx, binding); err != nil {
-		return fmt.Errorf("binding %s: %w", binding.Name, err)
+	if live == nil || !maps.Equal(live.Routes, routes) || live.DefaultQueue != defaultQueue {
+		if size := TableBytes(routes); size > MaxTableBytes {
+			return fmt.Errorf("the routing table of %d Queues needs %d bytes, more than the %d one object may hold; Queues created since it last fit are not routed", len(queues), size, MaxTableBytes)
+		}
+		if _, err := c.sy.SwitchyardV1alpha1().RoutingTables().Apply(ctx, TableApplyConfiguration(routes, defaultQueue), opts); err != nil {
+			return fmt.Errorf("routing table: %w", err)
+		}
+		logger.V(2).Info("Applied the routing table", "queues", len(queues))
 	}
+	c.metrics.TableQueues.Set(float64(len(routes)))
+	c.metrics.TableBytes.Set(float64(TableBytes(routes)))
+	c.mu.Lock()
+	due := time.Since(c.applied) >= resyncPeriod
+	c.mu.Unlock()
+	if !due {
+		return nil
+	}
+	// Applying an unchanged object writes nothing; it repairs edits.
+	if _, err := c.client.AdmissionregistrationV1().MutatingAdmissionPolicies().Apply(ctx, Policy(), opts); err != nil {
+		return fmt.Errorf("policy %s: %w", v1alpha1.RoutingPolicyName, err)
+	}
+	if _, err := c.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Apply(ctx, Binding(), opts); err != nil {
+		return fmt.Errorf("binding %s: %w", v1alpha1.RoutingPolicyName, err)
+	}
+	c.mu.Lock()
+	c.applied = time.Now()
+	c.mu.Unlock()
 	return nil
 }
 
-func (c *Controller) applyPolicy(ctx context.Context, desired *admissionregistrationv1.MutatingAdmissionPolicy) error {
-	api := c.client.AdmissionregistrationV1().MutatingAdmissionPolicies()
-	return apply(ctx, desired, &desired.ObjectMeta, desired.Spec, api.Get, api.Create, api.Update)
-}
-
-func (c *Controller) applyBinding(ctx context.Context, desired *admissionregistrationv1.MutatingAdmissionPolicyBinding) error {
-	api := c.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings()
-	return apply(ctx, desired, &desired.ObjectMeta, desired.Spec, api.Get, api.Create, api.Update)
-}
-
-// apply creates the object, or updates it when the hash of its spec
-// differs from the one stamped on the existing object.
-func apply[T metav1.Object](ctx context.Context, desired T, meta *metav1.ObjectMeta, spec any,
-	get func(context.Context, string, metav1.GetOptions) (T, error),
-	create func(context.Context, T, metav1.CreateOptions) (T, error),
-	update func(context.Context, T, metav1.UpdateOptions) (T, error)) error {
-	hash, err := stamp(meta, spec)
-	if err != nil {
-		return err
+// RouteStatus says whether the live routing table routes q's pods, and if
+// not, why: what the Routed condition of q shows.
+func (c *Controller) RouteStatus(q *v1alpha1.Queue) (routed bool, message string) {
+	live, _ := c.tables.Get(v1alpha1.RoutingPolicyName)
+	if Routed(routesOf(live), q) {
+		return true, fmt.Sprintf("the routing table sends pods labelled %s=%s to %s", v1alpha1.QueueLabel, q.Name, q.Spec.SchedulerName())
 	}
-	existing, err := get(ctx, meta.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		if _, err = create(ctx, desired, metav1.CreateOptions{FieldManager: ManagerName}); err == nil {
-			klog.FromContext(ctx).Info("Created", "object", meta.Name, "kind", fmt.Sprintf("%T", desired))
-		}
-		return err
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lastError != "" {
+		return false, "the routing table could not be written: " + c.lastError
 	}
-	if err != nil || existing.GetAnnotations()[specHashAnnotation] == hash {
-		return err
-	}
-	meta.ResourceVersion = existing.GetResourceVersion()
-	if _, err = update(ctx, desired, metav1.UpdateOptions{FieldManager: ManagerName}); err == nil {
-		klog.FromContext(ctx).Info("Updated", "object", meta.Name, "kind", fmt.Sprintf("%T", desired))
-	}
-	return err
-}
-
-// stamp records the hash of spec in the object's annotations.
-func stamp(meta *metav1.ObjectMeta, spec any) (string, error) {
-	data, err := json.Marshal(spec)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(data)
-	hash := hex.EncodeToString(sum[:8])
-	if meta.Annotations == nil {
-		meta.Annotations = map[string]string{}
-	}
-	meta.Annotations[specHashAnnotation] = hash
-	return hash, nil
+	return false, "the routing table does not hold this Queue's route yet"
 }

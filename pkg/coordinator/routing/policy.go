@@ -1,9 +1,18 @@
-// Package routing compiles Queues into the MutatingAdmissionPolicy that
-// routes pods inside the API server. A pod created with schedulerName
-// "switchyard" gets, at creation (the only moment spec.schedulerName may
-// change), the profile of the queue its switchyard.io/queue label names, an
-// annotation recording that queue, and the admission gate when the queue has
-// limits. A missing label or one naming no Queue goes to the default queue.
+// Package routing routes pods inside the API server. One static
+// MutatingAdmissionPolicy reads a routing table (a ConfigMap the coordinator
+// keeps in step with the Queues) as its parameter: a pod created with
+// schedulerName "switchyard" gets, at creation (the only moment
+// spec.schedulerName may change), the profile of the queue its
+// switchyard.io/queue label names, an annotation recording that queue, and
+// the admission gate when the queue has limits. A missing label or one
+// naming no Queue goes to the default queue.
+//
+// The Queues live in the table, not in the policy's CEL: a CEL program is
+// capped at 100,000 code points, which embedded Queues outgrow at a few
+// thousand, and a table edit needs no recompilation of the policy in the
+// API server. The RoutingTable's routes are one atomic field, so the API
+// server's field tracking adds one entry, not one per Queue; it holds what
+// etcd takes in one request, about 15,000 Queues with 63-character names.
 package routing
 
 import (
@@ -12,28 +21,39 @@ import (
 	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	admissionregistrationv1ac "k8s.io/client-go/applyconfigurations/admissionregistration/v1"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
+	syac "github.com/switchyard-sched/switchyard/pkg/generated/applyconfiguration/switchyard/v1alpha1"
 )
 
-const (
-	// PolicyName names the MutatingAdmissionPolicy and its binding.
-	PolicyName = "switchyard-routing"
-	// RoutedQueueAnnotation records the queue a pod was routed to, which
-	// differs from its label when the label named no Queue.
-	RoutedQueueAnnotation = "switchyard.io/routed-queue"
-	// ManagedByLabel marks the objects the coordinator owns.
-	ManagedByLabel = "app.kubernetes.io/managed-by"
-	// ManagerName is the value of ManagedByLabel and the field manager.
-	ManagerName = "switchyard-coordinator"
-)
+// GatedPrefix marks, in a route, a queue whose pods get the admission gate.
+// Profile names are DNS names, so it cannot clash with one.
+const GatedPrefix = "+"
+
+// MaxTableBytes bounds the routes' encoded size: etcd refuses requests over
+// 1.5 MiB (its default --max-request-bytes), and the object's metadata
+// needs some of that.
+const MaxTableBytes = 1_400_000
 
 // Route is where pods of one queue go.
 type Route struct {
 	Queue   string
 	Profile string
 	Gated   bool
+}
+
+// value is the route's entry in the table.
+func (r Route) value() string {
+	if r.Gated {
+		return GatedPrefix + r.Profile
+	}
+	return r.Profile
+}
+
+// RouteOf is the route of one Queue.
+func RouteOf(q *v1alpha1.Queue) Route {
+	return Route{Queue: q.Name, Profile: q.Spec.SchedulerName(), Gated: q.Spec.HasLimits()}
 }
 
 // Routes turns Queues into routes, in name order, plus the default route.
@@ -46,7 +66,7 @@ func Routes(queues []*v1alpha1.Queue) (routes []Route, defaultRoute Route) {
 		if q.DeletionTimestamp != nil {
 			continue
 		}
-		routes = append(routes, Route{Queue: q.Name, Profile: q.Spec.SchedulerName(), Gated: q.Spec.HasLimits()})
+		routes = append(routes, RouteOf(q))
 		if q.Spec.Default {
 			defaults = append(defaults, q)
 		}
@@ -56,8 +76,7 @@ func Routes(queues []*v1alpha1.Queue) (routes []Route, defaultRoute Route) {
 		// Two defaults are refused by the shipped ValidatingAdmissionPolicy
 		// and reported on both Queues; until fixed, the oldest one wins.
 		sort.Slice(defaults, func(i, j int) bool { return olderThan(defaults[i], defaults[j]) })
-		d := defaults[0]
-		defaultRoute = Route{Queue: d.Name, Profile: d.Spec.SchedulerName(), Gated: d.Spec.HasLimits()}
+		defaultRoute = RouteOf(defaults[0])
 	}
 	return routes, defaultRoute
 }
@@ -75,68 +94,101 @@ func olderThan(a, b *v1alpha1.Queue) bool {
 	return a.Name < b.Name
 }
 
-// Compile builds the routing policy and its binding for the given Queues.
-func Compile(queues []*v1alpha1.Queue) (*admissionregistrationv1.MutatingAdmissionPolicy, *admissionregistrationv1.MutatingAdmissionPolicyBinding) {
-	routes, def := Routes(queues)
-	profiles := make([]string, 0, len(routes))
-	var gated []string
-	for _, r := range routes {
-		profiles = append(profiles, fmt.Sprintf("%s: %s", celString(r.Queue), celString(r.Profile)))
-		if r.Gated {
-			gated = append(gated, celString(r.Queue))
-		}
+// Table is the routing table for the given Queues: the routes, and the
+// default Queue.
+func Table(queues []*v1alpha1.Queue) (routes map[string]string, defaultQueue string) {
+	list, def := Routes(queues)
+	routes = make(map[string]string, len(list))
+	for _, r := range list {
+		routes[r.Queue] = r.value()
 	}
-	labels := map[string]string{ManagedByLabel: ManagerName, "app.kubernetes.io/part-of": "switchyard"}
-	failClosed := admissionregistrationv1.Fail
-	never := admissionregistrationv1.NeverReinvocationPolicy
+	return routes, def.Queue
+}
+
+// TableBytes is about what the routes take as JSON.
+func TableBytes(routes map[string]string) int {
+	n := 0
+	for k, v := range routes {
+		n += len(k) + len(v) + 6 // quotes, colon, comma
+	}
+	return n
+}
+
+// Routed reports whether routes send q's pods where q says: its entry is
+// there with q's current profile and gating.
+func Routed(routes map[string]string, q *v1alpha1.Queue) bool {
+	v, ok := routes[q.Name]
+	return ok && v == RouteOf(q).value()
+}
+
+func objectLabels() map[string]string {
+	return map[string]string{v1alpha1.ManagedByLabel: v1alpha1.CoordinatorName, "app.kubernetes.io/part-of": "switchyard"}
+}
+
+// TableApplyConfiguration is the apply configuration of the routing table.
+func TableApplyConfiguration(routes map[string]string, defaultQueue string) *syac.RoutingTableApplyConfiguration {
+	return syac.RoutingTable(v1alpha1.RoutingPolicyName).WithLabels(objectLabels()).WithRoutes(routes).WithDefaultQueue(defaultQueue)
+}
+
+// The policy's CEL, over the routing table as params.
+const (
+	exprRequested = `has(object.metadata.labels) && %[1]s in object.metadata.labels ? object.metadata.labels[%[1]s] : ''`
+	exprTable     = `has(params.routes) ? params.routes : {}`
+	exprQueue     = `variables.requested != '' && variables.requested in variables.table ? variables.requested : (has(params.defaultQueue) ? params.defaultQueue : '')`
+	exprRoute     = `variables.queue != '' && variables.queue in variables.table ? variables.table[variables.queue] : ''`
+	exprGated     = `variables.route.startsWith(%[1]s)`
+	exprProfile   = `variables.route == '' ? %[1]s : (variables.gated ? variables.route.substring(%[2]d) : variables.route)`
+	// One JSON patch: set the profile, record the queue, add the gate. (An
+	// ApplyConfiguration mutation costs the API server a structured merge.)
+	exprPatch = `[JSONPatch{op: "replace", path: "/spec/schedulerName", value: variables.profile}] + ` +
+		`(has(object.metadata.annotations) ? [JSONPatch{op: "add", path: %[1]s, value: variables.queue}] : [JSONPatch{op: "add", path: "/metadata/annotations", value: {%[2]s: variables.queue}}]) + ` +
+		`(!variables.gated ? [] : has(object.spec.schedulingGates) ? [JSONPatch{op: "add", path: "/spec/schedulingGates/-", value: Object.spec.schedulingGates{name: %[3]s}}] : [JSONPatch{op: "add", path: "/spec/schedulingGates", value: [Object.spec.schedulingGates{name: %[3]s}]}])`
+)
+
+// Policy is the apply configuration of the routing policy. It does not
+// depend on the Queues: they are in the table.
+func Policy() *admissionregistrationv1ac.MutatingAdmissionPolicyApplyConfiguration {
 	label := celString(v1alpha1.QueueLabel)
-	policy := &admissionregistrationv1.MutatingAdmissionPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: PolicyName, Labels: labels},
-		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
-			MatchConstraints: &admissionregistrationv1.MatchResources{
-				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
-					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
-						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-						Rule: admissionregistrationv1.Rule{
-							APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"},
-						},
-					},
-				}},
-			},
-			MatchConditions: []admissionregistrationv1.MatchCondition{{
-				Name:       "scheduler-name-is-switchyard",
-				Expression: fmt.Sprintf("object.spec.schedulerName == %s", celString(v1alpha1.RouterSchedulerName)),
-			}},
-			Variables: []admissionregistrationv1.Variable{
-				{Name: "profiles", Expression: "{" + strings.Join(profiles, ", ") + "}"},
-				{Name: "requested", Expression: fmt.Sprintf("has(object.metadata.labels) && %s in object.metadata.labels ? object.metadata.labels[%s] : ''", label, label)},
-				{Name: "queue", Expression: fmt.Sprintf("variables.requested in variables.profiles ? variables.requested : %s", celString(def.Queue))},
-				{Name: "profile", Expression: fmt.Sprintf("variables.queue in variables.profiles ? variables.profiles[variables.queue] : %s", celString(def.Profile))},
-				{Name: "gated", Expression: "variables.queue in [" + strings.Join(gated, ", ") + "]"},
-			},
-			Mutations: []admissionregistrationv1.Mutation{
-				{
-					PatchType: admissionregistrationv1.PatchTypeApplyConfiguration,
-					ApplyConfiguration: &admissionregistrationv1.ApplyConfiguration{
-						Expression: fmt.Sprintf("Object{metadata: Object.metadata{annotations: {%s: variables.queue}}, spec: Object.spec{schedulerName: variables.profile}}", celString(RoutedQueueAnnotation)),
-					},
-				},
-				{
-					PatchType: admissionregistrationv1.PatchTypeJSONPatch,
-					JSONPatch: &admissionregistrationv1.JSONPatch{
-						Expression: fmt.Sprintf(`!variables.gated ? [] : has(object.spec.schedulingGates) ? [JSONPatch{op: "add", path: "/spec/schedulingGates/-", value: Object.spec.schedulingGates{name: %[1]s}}] : [JSONPatch{op: "add", path: "/spec/schedulingGates", value: [Object.spec.schedulingGates{name: %[1]s}]}]`, celString(v1alpha1.AdmissionGate)),
-					},
-				},
-			},
-			FailurePolicy:      &failClosed,
-			ReinvocationPolicy: never,
-		},
-	}
-	binding := &admissionregistrationv1.MutatingAdmissionPolicyBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: PolicyName, Labels: labels},
-		Spec:       admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: PolicyName},
-	}
-	return policy, binding
+	annotationPath := "/metadata/annotations/" + strings.ReplaceAll(strings.ReplaceAll(v1alpha1.RoutedQueueAnnotation, "~", "~0"), "/", "~1")
+	return admissionregistrationv1ac.MutatingAdmissionPolicy(v1alpha1.RoutingPolicyName).
+		WithLabels(objectLabels()).
+		WithSpec(admissionregistrationv1ac.MutatingAdmissionPolicySpec().
+			WithParamKind(admissionregistrationv1ac.ParamKind().WithAPIVersion(v1alpha1.SchemeGroupVersion.String()).WithKind("RoutingTable")).
+			WithMatchConstraints(admissionregistrationv1ac.MatchResources().WithResourceRules(
+				admissionregistrationv1ac.NamedRuleWithOperations().
+					WithOperations(admissionregistrationv1.Create).
+					WithAPIGroups("").WithAPIVersions("v1").WithResources("pods"))).
+			WithMatchConditions(admissionregistrationv1ac.MatchCondition().
+				WithName("scheduler-name-is-switchyard").
+				WithExpression(fmt.Sprintf("object.spec.schedulerName == %s", celString(v1alpha1.RouterSchedulerName)))).
+			WithVariables(
+				admissionregistrationv1ac.Variable().WithName("requested").WithExpression(fmt.Sprintf(exprRequested, label)),
+				admissionregistrationv1ac.Variable().WithName("table").WithExpression(exprTable),
+				admissionregistrationv1ac.Variable().WithName("queue").WithExpression(exprQueue),
+				admissionregistrationv1ac.Variable().WithName("route").WithExpression(exprRoute),
+				admissionregistrationv1ac.Variable().WithName("gated").WithExpression(fmt.Sprintf(exprGated, celString(GatedPrefix))),
+				admissionregistrationv1ac.Variable().WithName("profile").WithExpression(fmt.Sprintf(exprProfile, celString(v1alpha1.RouterSchedulerName), len(GatedPrefix))),
+			).
+			WithMutations(admissionregistrationv1ac.Mutation().
+				WithPatchType(admissionregistrationv1.PatchTypeJSONPatch).
+				WithJSONPatch(admissionregistrationv1ac.JSONPatch().WithExpression(
+					fmt.Sprintf(exprPatch, celString(annotationPath), celString(v1alpha1.RoutedQueueAnnotation), celString(v1alpha1.AdmissionGate))))).
+			WithFailurePolicy(admissionregistrationv1.Fail).
+			WithReinvocationPolicy(admissionregistrationv1.NeverReinvocationPolicy))
+}
+
+// Binding is the apply configuration of the policy's binding. A missing
+// table refuses routed pods (fail closed, as the policy's failurePolicy)
+// rather than letting them skip their queue's limits; the coordinator
+// writes the table before the binding and restores it when deleted.
+func Binding() *admissionregistrationv1ac.MutatingAdmissionPolicyBindingApplyConfiguration {
+	return admissionregistrationv1ac.MutatingAdmissionPolicyBinding(v1alpha1.RoutingPolicyName).
+		WithLabels(objectLabels()).
+		WithSpec(admissionregistrationv1ac.MutatingAdmissionPolicyBindingSpec().
+			WithPolicyName(v1alpha1.RoutingPolicyName).
+			WithParamRef(admissionregistrationv1ac.ParamRef().
+				WithName(v1alpha1.RoutingPolicyName).
+				WithParameterNotFoundAction(admissionregistrationv1.DenyAction)))
 }
 
 // celString quotes s as a CEL string literal. Queue names and profiles are
@@ -153,4 +205,12 @@ func celString(s string) string {
 	}
 	b.WriteByte('\'')
 	return b.String()
+}
+
+// routesOf returns a table's routes, or nil.
+func routesOf(t *v1alpha1.RoutingTable) map[string]string {
+	if t == nil {
+		return nil
+	}
+	return t.Routes
 }

@@ -1,10 +1,13 @@
 package routing
 
 import (
+	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -44,29 +47,66 @@ func TestRoutes(t *testing.T) {
 	}
 }
 
-func TestCompile(t *testing.T) {
-	policy, binding := Compile([]*v1alpha1.Queue{
+func TestTable(t *testing.T) {
+	table, def := Table([]*v1alpha1.Queue{
 		queue("batch", "switchyard-batch", false, 0, true),
 		queue("general", "switchyard", true, 0, false),
 	})
-	if binding.Spec.PolicyName != policy.Name || policy.Name != PolicyName {
-		t.Errorf("binding %q does not bind policy %q", binding.Spec.PolicyName, policy.Name)
+	want := map[string]string{"batch": "+switchyard-batch", "general": "switchyard"}
+	if !maps.Equal(table, want) || def != "general" {
+		t.Errorf("table = %v default %q, want %v default general", table, def, want)
 	}
-	vars := map[string]string{}
-	for _, v := range policy.Spec.Variables {
-		vars[v.Name] = v.Expression
+	if !Routed(table, queue("batch", "switchyard-batch", false, 0, true)) {
+		t.Error("batch is in the table as it is")
 	}
-	if got := vars["profiles"]; got != "{'batch': 'switchyard-batch', 'general': 'switchyard'}" {
-		t.Errorf("profiles = %s", got)
+	if Routed(table, queue("batch", "switchyard-batch", false, 0, false)) {
+		t.Error("batch without limits is not routed as the table says (the table still gates it)")
 	}
-	if got := vars["gated"]; got != "variables.queue in ['batch']" {
-		t.Errorf("gated = %s", got)
+	if Routed(table, queue("new", "switchyard", false, 0, false)) {
+		t.Error("a Queue missing from the table is not routed")
 	}
-	if !strings.Contains(vars["queue"], ": 'general'") {
-		t.Errorf("unknown queues must fall back to the default queue: %s", vars["queue"])
+	if got, def := Table(nil); len(got) != 0 || def != "" {
+		t.Errorf("no Queues: empty table, got %v default %q", got, def)
 	}
-	if got := policy.Spec.MatchConditions[0].Expression; got != "object.spec.schedulerName == 'switchyard'" {
+}
+
+// TestTableHoldsTenThousandQueues: the ceiling the policy-embedded Queues
+// had (about 1,000 with 63-character names) is gone; 10,000 Queues with
+// maximal names fit in the routing table.
+func TestTableHoldsTenThousandQueues(t *testing.T) {
+	queues := make([]*v1alpha1.Queue, 10_000)
+	for i := range queues {
+		name := fmt.Sprintf("%s-%05d", strings.Repeat("q", 57), i)
+		queues[i] = queue(name, "switchyard-latency", false, 0, i%2 == 0)
+	}
+	table, _ := Table(queues)
+	if size := TableBytes(table); size > MaxTableBytes {
+		t.Fatalf("10,000 Queues with 63-character names need %d bytes, more than %d", size, MaxTableBytes)
+	} else {
+		t.Logf("10,000 Queues with 63-character names: %d bytes of %d", size, MaxTableBytes)
+	}
+}
+
+func TestPolicyIsStatic(t *testing.T) {
+	policy, binding := Policy(), Binding()
+	if *binding.Spec.PolicyName != *policy.Name || *policy.Name != v1alpha1.RoutingPolicyName {
+		t.Errorf("binding %q does not bind policy %q", *binding.Spec.PolicyName, *policy.Name)
+	}
+	if ref := binding.Spec.ParamRef; ref == nil || *ref.Name != v1alpha1.RoutingPolicyName ||
+		*ref.ParameterNotFoundAction != admissionregistrationv1.DenyAction {
+		t.Errorf("the binding must read the routing table and fail closed without it: %+v", ref)
+	}
+	if got := *policy.Spec.MatchConditions[0].Expression; got != "object.spec.schedulerName == 'switchyard'" {
 		t.Errorf("match condition = %s", got)
+	}
+	if n := len(policy.Spec.Mutations); n != 1 || *policy.Spec.Mutations[0].PatchType != admissionregistrationv1.PatchTypeJSONPatch {
+		t.Errorf("want one JSON patch mutation (no structured merge), got %d", n)
+	}
+	expr := *policy.Spec.Mutations[0].JSONPatch.Expression
+	for _, want := range []string{"/metadata/annotations/switchyard.io~1routed-queue", "/spec/schedulerName", "'switchyard.io/admission'"} {
+		if !strings.Contains(expr, want) {
+			t.Errorf("the patch does not mention %s: %s", want, expr)
+		}
 	}
 }
 

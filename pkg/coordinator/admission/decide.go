@@ -1,0 +1,344 @@
+package admission
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
+
+	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
+)
+
+// QueueView is what Decide sees of one queue.
+type QueueView struct {
+	Name string
+	Spec *v1alpha1.QueueSpec
+	// Usable is false while the queue's scheduler does not exist (a missing
+	// profile, or an external queue without a broker): its pods are held.
+	Usable bool
+	// Pending are the pods waiting, in queue order; Decide does not change it.
+	Pending []*entry
+	// Admitted counts pods admitted and not yet bound; Usage sums the
+	// requests of admitted and scheduled pods.
+	Admitted int
+	Usage    Resources
+}
+
+// Bucket is a queue's admission-rate token bucket at a moment.
+type Bucket struct {
+	Tokens float64
+	At     time.Time
+	// Rate and Burst are the spec the bucket was made for; a changed spec
+	// starts a new, full bucket.
+	Rate  float64
+	Burst int
+}
+
+// tokensAt is the bucket refilled up to now.
+func (b Bucket) tokensAt(now time.Time) float64 {
+	elapsed := now.Sub(b.At).Seconds()
+	if elapsed < 0 {
+		elapsed = 0
+	}
+	return math.Min(float64(b.Burst), b.Tokens+elapsed*b.Rate)
+}
+
+// Input is everything one admission decision depends on.
+type Input struct {
+	Queues []QueueView
+	// MaxAdmittedTotal caps admitted-but-unbound pods of all queues with
+	// limits together; 0: no cap.
+	MaxAdmittedTotal int
+	// Budget is how many gate removals may be started now (free workers);
+	// Decide never decides more, so nothing decided has to be undone.
+	Budget int
+	// Pass is each queue's stride-scheduling pass: it grows by 1/weight per
+	// admission, and among contending queues of one priority the lowest
+	// goes next. Active are the queues that were contending last time.
+	Pass    map[string]float64
+	Active  sets.Set[string]
+	Buckets map[string]Bucket
+}
+
+// Admission is one pod to let go.
+type Admission struct {
+	entry *entry
+	Queue string
+	// Limits says which limits the admission was checked against and how
+	// much of each was used, e.g. "maxAdmitted 3/10, quota cpu 500m/1".
+	Limits string
+	// decided is when the decision was made; the controller sets it.
+	decided time.Time
+}
+
+// Decision is what Decide concluded; the caller applies it.
+type Decision struct {
+	Admit []Admission
+	// Pass, Active and Buckets replace the Input's.
+	Pass    map[string]float64
+	Active  sets.Set[string]
+	Buckets map[string]Bucket
+	// Held names, for each queue left with waiting pods, the limit that
+	// holds its next pod; a queue missing here was held only by the budget.
+	Held map[string]string
+	// Next is when to decide again if nothing else changes (a rate limit
+	// refilling); 0 when only an event can change the outcome.
+	Next time.Duration
+	// OutOfBudget is true when admissible pods were left for lack of budget.
+	OutOfBudget bool
+}
+
+// Decide is the admission policy: a pure function of the queues' state and
+// the time. Rules, in order:
+//   - a queue whose scheduler does not exist admits nothing;
+//   - the cluster-wide cap (MaxAdmittedTotal) counts admitted pods of every
+//     queue with limits;
+//   - maxAdmitted caps a queue's admitted-but-unbound pods;
+//   - quota caps the summed requests of a queue's admitted and running pods;
+//   - admissionRate is a token bucket per queue;
+//   - among queues that may admit, higher spec.priority first, then the
+//     lowest stride pass (weights), then name; within a queue, pod priority
+//     then creation time; a queue's head pod that does not fit blocks the
+//     queue (no skipping ahead, so big pods are not starved).
+//
+// Queues that start contending join at the lowest pass among those already
+// contending, so an idle queue cannot claim a burst for the time it was idle.
+func Decide(in Input, now time.Time) Decision {
+	d := Decision{
+		Pass:    make(map[string]float64, len(in.Pass)),
+		Active:  sets.New[string](),
+		Buckets: make(map[string]Bucket, len(in.Buckets)),
+		Held:    map[string]string{},
+	}
+	for k, v := range in.Pass {
+		d.Pass[k] = v
+	}
+	views := make([]*decideView, 0, len(in.Queues))
+	totalAdmitted := 0
+	for i := range in.Queues {
+		q := &in.Queues[i]
+		if q.Spec == nil {
+			continue
+		}
+		v := &decideView{QueueView: q, admitted: q.Admitted, usage: Resources{}, quotaNames: sortedNames(q.Spec.Quota)}
+		v.usage.add(q.Usage, 1)
+		for _, name := range v.quotaNames {
+			limit := q.Spec.Quota[name]
+			v.quota = append(v.quota, limit.MilliValue())
+		}
+		if r := q.Spec.AdmissionRate; r != nil {
+			rate, burst := r.PodsPerSecond.AsApproximateFloat64(), int(max(r.Burst, 1))
+			b, ok := in.Buckets[q.Name]
+			if !ok || b.Rate != rate || b.Burst != burst {
+				b = Bucket{Tokens: float64(burst), At: now, Rate: rate, Burst: burst}
+			}
+			b.Tokens, b.At = b.tokensAt(now), now
+			v.bucket = &b
+		}
+		if q.Spec.HasLimits() {
+			totalAdmitted += q.Admitted
+		}
+		views = append(views, v)
+	}
+	sort.Slice(views, func(i, j int) bool { return views[i].Name < views[j].Name })
+
+	// Stride bookkeeping: who contends now, and where newcomers join.
+	minPass, found := 0.0, false
+	for _, v := range views {
+		if len(v.Pending) > 0 && in.Active.Has(v.Name) && (!found || d.Pass[v.Name] < minPass) {
+			minPass, found = d.Pass[v.Name], true
+		}
+	}
+	for _, v := range views {
+		if len(v.Pending) == 0 {
+			continue
+		}
+		d.Active.Insert(v.Name)
+		if !in.Active.Has(v.Name) && found && d.Pass[v.Name] < minPass {
+			d.Pass[v.Name] = minPass
+		}
+	}
+	for name := range d.Pass {
+		if !d.Active.Has(name) {
+			// A queue that stops contending keeps nothing: it rejoins at the
+			// current minimum next time.
+			delete(d.Pass, name)
+		}
+	}
+
+	for {
+		var best *decideView
+		for _, v := range views {
+			if v.next >= len(v.Pending) {
+				continue
+			}
+			v.hold, v.wait = v.admissible(in.MaxAdmittedTotal, totalAdmitted)
+			if v.hold != holdNone {
+				continue
+			}
+			if best == nil || before(v, best, d.Pass) {
+				best = v
+			}
+		}
+		if best == nil {
+			break
+		}
+		if len(d.Admit) >= in.Budget {
+			d.OutOfBudget = true
+			break
+		}
+		e := best.Pending[best.next]
+		a := Admission{entry: e, Queue: best.Name, Limits: best.limits(e, in.MaxAdmittedTotal, totalAdmitted)}
+		best.next++
+		best.admitted++
+		best.usage.add(e.requests, 1)
+		if best.Spec.HasLimits() {
+			totalAdmitted++
+		}
+		if best.bucket != nil {
+			best.bucket.Tokens--
+		}
+		d.Pass[best.Name] += 1 / float64(max(best.Spec.Weight, 1))
+		d.Admit = append(d.Admit, a)
+	}
+	for _, v := range views {
+		if v.bucket != nil {
+			d.Buckets[v.Name] = *v.bucket
+		}
+		if v.next < len(v.Pending) && v.hold != holdNone {
+			d.Held[v.Name] = v.holdMessage(in.MaxAdmittedTotal, totalAdmitted)
+			if v.wait > 0 && (d.Next == 0 || v.wait < d.Next) {
+				d.Next = v.wait
+			}
+		}
+	}
+	return d
+}
+
+// hold is the limit that holds a queue's next pod.
+type hold uint8
+
+const (
+	holdNone hold = iota
+	holdUnusable
+	holdClusterCap
+	holdMaxAdmitted
+	holdQuota
+	holdRate
+)
+
+// decideView is a queue's running totals within one Decide call.
+type decideView struct {
+	*QueueView
+	next     int
+	admitted int
+	usage    Resources
+	bucket   *Bucket
+	// quotaNames are the quota's resources in name order, quota their limits.
+	quotaNames []corev1.ResourceName
+	quota      []int64
+	// hold is what held the next pod at the last look; wait, when only time
+	// stands in the way, how long; overQuota the resource over quota.
+	hold      hold
+	wait      time.Duration
+	overQuota int
+}
+
+// before orders contending queues: higher spec.priority first, then the
+// lower stride pass, then name.
+func before(a, b *decideView, pass map[string]float64) bool {
+	if a.Spec.Priority != b.Spec.Priority {
+		return a.Spec.Priority > b.Spec.Priority
+	}
+	if pa, pb := pass[a.Name], pass[b.Name]; pa != pb {
+		return pa < pb
+	}
+	return a.Name < b.Name
+}
+
+// admissible returns holdNone if the queue's next pod may go now, else
+// the limit that holds it and, when only time stands in the way, how long
+// to wait. It allocates nothing: it runs for every queue at every step.
+func (v *decideView) admissible(maxTotal, totalAdmitted int) (hold, time.Duration) {
+	spec := v.Spec
+	switch {
+	case !v.Usable:
+		return holdUnusable, 0
+	case spec.HasLimits() && maxTotal > 0 && totalAdmitted >= maxTotal:
+		return holdClusterCap, 0
+	case spec.MaxAdmitted != nil && v.admitted >= int(*spec.MaxAdmitted):
+		return holdMaxAdmitted, 0
+	}
+	if len(v.quota) > 0 {
+		reqs := v.Pending[v.next].requests
+		for i, name := range v.quotaNames {
+			if v.usage[name]+reqs[name] > v.quota[i] {
+				v.overQuota = i
+				return holdQuota, 0
+			}
+		}
+	}
+	if v.bucket != nil && v.bucket.Tokens < 1 {
+		wait := time.Duration((1 - v.bucket.Tokens) / v.bucket.Rate * float64(time.Second))
+		return holdRate, max(wait, time.Millisecond)
+	}
+	return holdNone, 0
+}
+
+// holdMessage says what holds the queue's next pod, for Events and status.
+func (v *decideView) holdMessage(maxTotal, totalAdmitted int) string {
+	spec := v.Spec
+	switch v.hold {
+	case holdUnusable:
+		return "scheduler missing"
+	case holdClusterCap:
+		return fmt.Sprintf("cluster-wide cap --max-admitted (%d/%d)", totalAdmitted, maxTotal)
+	case holdMaxAdmitted:
+		return fmt.Sprintf("maxAdmitted (%d/%d)", v.admitted, *spec.MaxAdmitted)
+	case holdQuota:
+		name := v.quotaNames[v.overQuota]
+		limit := spec.Quota[name]
+		asked := v.Pending[v.next].requests[name]
+		return fmt.Sprintf("quota %s (%s used + %s asked > %s)", name, quantity(v.usage[name], name), quantity(asked, name), limit.String())
+	case holdRate:
+		return fmt.Sprintf("admissionRate (%s/s)", spec.AdmissionRate.PodsPerSecond.String())
+	}
+	return ""
+}
+
+// limits describes the limits an admission of e was checked against, with
+// what they stood at once e is counted.
+func (v *decideView) limits(e *entry, maxTotal, totalAdmitted int) string {
+	spec := v.Spec
+	var parts []string
+	if spec.MaxAdmitted != nil {
+		parts = append(parts, fmt.Sprintf("maxAdmitted %d/%d", v.admitted+1, *spec.MaxAdmitted))
+	}
+	for _, name := range v.quotaNames {
+		limit := spec.Quota[name]
+		parts = append(parts, fmt.Sprintf("quota %s %s/%s", name, quantity(v.usage[name]+e.requests[name], name), limit.String()))
+	}
+	if r := spec.AdmissionRate; r != nil {
+		parts = append(parts, fmt.Sprintf("admissionRate %s/s burst %d", r.PodsPerSecond.String(), max(r.Burst, 1)))
+	}
+	if spec.HasLimits() && maxTotal > 0 {
+		parts = append(parts, fmt.Sprintf("--max-admitted %d/%d", totalAdmitted+1, maxTotal))
+	}
+	if len(parts) == 0 {
+		return "no limits"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func sortedNames(l corev1.ResourceList) []corev1.ResourceName {
+	names := make([]corev1.ResourceName, 0, len(l))
+	for name := range l {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool { return names[i] < names[j] })
+	return names
+}
