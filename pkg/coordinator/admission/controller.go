@@ -155,10 +155,7 @@ func New(client kubernetes.Interface, sy versioned.Interface, pods cache.SharedI
 }
 
 func (c *Controller) podChanged(obj any, deleted bool) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	pod, ok := obj.(*corev1.Pod)
+	pod, ok := reconcile.Object[*corev1.Pod](obj)
 	if !ok {
 		return
 	}
@@ -187,10 +184,7 @@ func (c *Controller) podChanged(obj any, deleted bool) {
 }
 
 func (c *Controller) queueChanged(obj any, deleted bool) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	q, ok := obj.(*v1alpha1.Queue)
+	q, ok := reconcile.Object[*v1alpha1.Queue](obj)
 	if !ok {
 		return
 	}

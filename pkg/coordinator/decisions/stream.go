@@ -22,6 +22,7 @@ import (
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	"github.com/switchyard-sched/switchyard/pkg/broker"
+	"github.com/switchyard-sched/switchyard/pkg/coordinator/reconcile"
 )
 
 // DefaultExchange is the topic exchange decisions go to.
@@ -117,10 +118,7 @@ func New(ctx context.Context, b broker.Broker, exchange string, pods cache.Share
 // observe turns pod changes into decisions. Informer handlers run one at a
 // time, so a pod's decisions are enqueued in order.
 func (s *Stream) observe(obj any, deleted bool) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	pod, ok := obj.(*corev1.Pod)
+	pod, ok := reconcile.Object[*corev1.Pod](obj)
 	if !ok {
 		return
 	}

@@ -109,10 +109,7 @@ func New(b broker.Broker, pods cache.SharedIndexInformer, queues cache.SharedInd
 }
 
 func (d *Dispatcher) podChanged(obj any) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	pod, ok := obj.(*corev1.Pod)
+	pod, ok := reconcile.Object[*corev1.Pod](obj)
 	if !ok || pod.Spec.SchedulerName != v1alpha1.ExternalSchedulerName {
 		return
 	}
@@ -124,10 +121,7 @@ func (d *Dispatcher) podChanged(obj any) {
 // queueChanged looks again at the pods of a Queue that changed, and stops
 // re-declaring broker queues no external Queue uses any more.
 func (d *Dispatcher) queueChanged(obj any) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	q, ok := obj.(*v1alpha1.Queue)
+	q, ok := reconcile.Object[*v1alpha1.Queue](obj)
 	if !ok {
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 )
@@ -94,4 +95,14 @@ func (l *Loop[K]) processNextWorkItem(ctx context.Context) bool {
 		l.queue.AddAfter(key, requeueAfter)
 	}
 	return true
+}
+
+// Object returns the T an informer event handler was given, looking
+// through the tombstone (cache.DeletedFinalStateUnknown) a delete may carry.
+func Object[T any](obj any) (T, bool) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	t, ok := obj.(T)
+	return t, ok
 }

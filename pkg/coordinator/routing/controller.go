@@ -181,10 +181,7 @@ func changedRoutes(old, new map[string]string) []string {
 }
 
 func asTable(obj any) *v1alpha1.RoutingTable {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	t, _ := obj.(*v1alpha1.RoutingTable)
+	t, _ := reconcile.Object[*v1alpha1.RoutingTable](obj)
 	return t
 }
 
