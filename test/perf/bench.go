@@ -125,7 +125,15 @@ func (b *bench) workload(ctx context.Context, name string, nodes int) ([]Result,
 func (b *bench) schedule(ctx context.Context, workload, variant string, nodes int) (Run, error) {
 	var run Run
 	var coordinator *localcluster.Process
-	if variant == "routed" || workload == "external" {
+	routed := variant == "routed" || workload == "external"
+	if !routed {
+		// Start clean: no routing policy left by a routed variant, so that
+		// these pods are not routed (nor their cost counted) at all.
+		if err := b.removeRouting(ctx); err != nil {
+			return run, err
+		}
+	}
+	if routed {
 		var err error
 		if coordinator, err = b.startCoordinator(ctx); err != nil {
 			return run, err
@@ -413,6 +421,37 @@ func (s usageSnapshot) delta(b *bench, scheduler, coordinator *localcluster.Proc
 		APIServerRSSMB:      float64(after.apiserver.RSSBytes) / (1 << 20),
 	}
 	return run
+}
+
+// removeRouting deletes the routing policy, its binding and its table, as
+// if no coordinator had ever run.
+func (b *bench) removeRouting(ctx context.Context) error {
+	api := b.cluster.Client.AdmissionregistrationV1()
+	ignore := func(err error) error {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	if err := ignore(api.MutatingAdmissionPolicyBindings().Delete(ctx, v1alpha1.RoutingPolicyName, metav1.DeleteOptions{})); err != nil {
+		return err
+	}
+	if err := ignore(api.MutatingAdmissionPolicies().Delete(ctx, v1alpha1.RoutingPolicyName, metav1.DeleteOptions{})); err != nil {
+		return err
+	}
+	sy, err := versioned.NewForConfig(b.cluster.Config)
+	if err != nil {
+		return err
+	}
+	if err := ignore(sy.SwitchyardV1alpha1().RoutingTables().Delete(ctx, v1alpha1.RoutingPolicyName, metav1.DeleteOptions{})); err != nil {
+		return err
+	}
+	// The API server's policy plugin sees the deletion a moment later.
+	probe := localcluster.Pod(namespace, "routing-probe", localcluster.PodSpec{SchedulerName: v1alpha1.RouterSchedulerName})
+	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		created, err := b.cluster.Client.CoreV1().Pods(namespace).Create(ctx, probe.DeepCopy(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err == nil && created.Annotations[v1alpha1.RoutedQueueAnnotation] == "", nil
+	})
 }
 
 // startCoordinator runs switchyard-coordinator as a process and makes sure
