@@ -2,6 +2,7 @@ package admission
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -84,4 +85,31 @@ func BenchmarkPodEvent(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkStateMemory reports what the admission state keeps per running
+// pod (the informer's own copy of the pod is not counted).
+func BenchmarkStateMemory(b *testing.B) {
+	const running = 100_000
+	pods := make([]*corev1.Pod, running)
+	for i := range pods {
+		p := routedPod(fmt.Sprintf("running-%d", i), fmt.Sprintf("q%03d", i%100), "switchyard-batch", "100m")
+		p.Spec.SchedulingGates, p.Spec.NodeName = nil, "n"
+		pods[i] = p
+	}
+	var perPod float64
+	for range b.N {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		s := NewState()
+		for _, p := range pods {
+			s.SetPod(p, t0)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perPod = float64(after.HeapAlloc-before.HeapAlloc) / running
+		runtime.KeepAlive(s)
+	}
+	b.ReportMetric(perPod, "B/pod")
 }
