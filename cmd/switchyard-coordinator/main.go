@@ -16,6 +16,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/switchyard-sched/switchyard/pkg/coordinator"
+	"github.com/switchyard-sched/switchyard/pkg/coordinator/decisions"
 )
 
 func main() {
@@ -32,7 +33,7 @@ func main() {
 		burst      = flag.Int("kube-api-burst", 200, "client burst towards the API server")
 		profiling  = flag.Bool("profiling", false, "serve /debug/pprof on --serve-address")
 		amqpURL    = flag.String("amqp-url", "", "RabbitMQ URL for external queues and the decision stream; $SWITCHYARD_AMQP_URL when unset; neither: no broker")
-		decisionEx = flag.String("decision-exchange", "switchyard.decisions", "topic exchange of the decision stream (routing key <queue>.<decision>)")
+		decisionEx = flag.String("decision-exchange", "", "topic exchange of the decision stream (routing key <queue>.<decision>), e.g. "+decisions.DefaultExchange+"; empty: no decision stream")
 	)
 	klog.InitFlags(nil)
 	flag.Parse()
