@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -112,7 +113,14 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 	if opts.Namespace == "" {
 		opts.Namespace = DefaultNamespace
 	}
-	client, err := kubernetes.NewForConfig(config)
+	// Built-in types travel as protobuf: the API server encodes every pod
+	// event of the coordinator's watch once more in the format it asks
+	// for, and JSON costs it several times what protobuf does. (Custom
+	// resources only speak JSON; the Switchyard client keeps it.)
+	coreConfig := rest.CopyConfig(config)
+	coreConfig.ContentType = runtime.ContentTypeProtobuf
+	coreConfig.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	client, err := kubernetes.NewForConfig(coreConfig)
 	if err != nil {
 		return err
 	}

@@ -10,8 +10,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
@@ -169,6 +172,14 @@ func (b *bench) removeGates(ctx context.Context, pods []*corev1.Pod) error {
 	if len(list.Items) < len(pods) {
 		return fmt.Errorf("listed %d pods, created %d", len(list.Items), len(pods))
 	}
+	// The coordinator's client speaks protobuf; so does the baseline.
+	config := rest.CopyConfig(b.cluster.Config)
+	config.QPS, config.Burst = 5000, 5000
+	config.ContentType = runtime.ContentTypeProtobuf
+	config.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	if b.protobufClient, err = kubernetes.NewForConfig(config); err != nil {
+		return err
+	}
 	work := make(chan *corev1.Pod)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -204,6 +215,6 @@ func removeGate(ctx context.Context, b *bench, pod *corev1.Pod) error {
 	if !ok {
 		return nil
 	}
-	_, err := b.cluster.Client.CoreV1().Pods(namespace).Patch(ctx, pod.Name, types.JSONPatchType, patch, metav1.PatchOptions{})
+	_, err := b.protobufClient.CoreV1().Pods(namespace).Patch(ctx, pod.Name, types.JSONPatchType, patch, metav1.PatchOptions{})
 	return err
 }

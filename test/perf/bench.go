@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
@@ -57,6 +58,8 @@ type bench struct {
 	cfg     config
 	cluster *localcluster.Cluster
 	nodes   []string
+	// protobufClient is the raw-patch baseline's client.
+	protobufClient kubernetes.Interface
 }
 
 func (b *bench) setNodes(ctx context.Context, count int) error {
