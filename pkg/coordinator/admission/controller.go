@@ -32,6 +32,7 @@ import (
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/reconcile"
+	"github.com/switchyard-sched/switchyard/pkg/coordinator/routing"
 	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
 	listers "github.com/switchyard-sched/switchyard/pkg/generated/listers/switchyard/v1alpha1"
 )
@@ -131,11 +132,7 @@ func New(client kubernetes.Interface, sy versioned.Interface, pods cache.SharedI
 	}
 	c.cycles = reconcile.New("switchyard_admission", c.cycle)
 	c.status = reconcile.New("switchyard_queue_status", c.syncStatus)
-	if _, err := pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { c.podChanged(obj, false) },
-		UpdateFunc: func(_, obj any) { c.podChanged(obj, false) },
-		DeleteFunc: func(obj any) { c.podChanged(obj, true) },
-	}); err != nil {
+	if _, err := pods.AddEventHandler(routing.RoutedPodHandler(c.podChanged)); err != nil {
 		return nil, err
 	}
 	if _, err := queues.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -154,15 +151,7 @@ func New(client kubernetes.Interface, sy versioned.Interface, pods cache.SharedI
 	return c, nil
 }
 
-func (c *Controller) podChanged(obj any, deleted bool) {
-	pod, ok := reconcile.Object[*corev1.Pod](obj)
-	if !ok {
-		return
-	}
-	queue, routed := pod.Annotations[v1alpha1.RoutedQueueAnnotation]
-	if !routed {
-		return
-	}
+func (c *Controller) podChanged(pod *corev1.Pod, queue string, deleted bool) {
 	c.mu.Lock()
 	var added bool
 	if deleted {

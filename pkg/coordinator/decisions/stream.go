@@ -22,7 +22,7 @@ import (
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	"github.com/switchyard-sched/switchyard/pkg/broker"
-	"github.com/switchyard-sched/switchyard/pkg/coordinator/reconcile"
+	"github.com/switchyard-sched/switchyard/pkg/coordinator/routing"
 )
 
 // DefaultExchange is the topic exchange decisions go to.
@@ -105,11 +105,7 @@ func New(ctx context.Context, b broker.Broker, exchange string, pods cache.Share
 	for i := range s.queues {
 		s.queues[i] = make(chan Decision, 4096)
 	}
-	if _, err := pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { s.observe(obj, false) },
-		UpdateFunc: func(_, obj any) { s.observe(obj, false) },
-		DeleteFunc: func(obj any) { s.observe(obj, true) },
-	}); err != nil {
+	if _, err := pods.AddEventHandler(routing.RoutedPodHandler(s.observe)); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -117,15 +113,7 @@ func New(ctx context.Context, b broker.Broker, exchange string, pods cache.Share
 
 // observe turns pod changes into decisions. Informer handlers run one at a
 // time, so a pod's decisions are enqueued in order.
-func (s *Stream) observe(obj any, deleted bool) {
-	pod, ok := reconcile.Object[*corev1.Pod](obj)
-	if !ok {
-		return
-	}
-	queue, routed := pod.Annotations[v1alpha1.RoutedQueueAnnotation]
-	if !routed {
-		return
-	}
+func (s *Stream) observe(pod *corev1.Pod, queue string, deleted bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if deleted {
