@@ -168,16 +168,19 @@ func TestAgentResizesPods(t *testing.T) {
 	fake.add(t, running("guaranteed"), fakeLoad{milliCPU: 2000, throttled: true, memory: 300 << 20})
 	fake.add(t, running("capped"), fakeLoad{milliCPU: 2000, throttled: true, memory: 300 << 20})
 	fake.add(t, running("idle"), fakeLoad{milliCPU: 5, memory: 200 << 20})
+	p := guardian.DefaultPolicy()
+	p.Window, p.Windows, p.Cooldown, p.MaxChangesPerMinute = 300*time.Millisecond, 2, 0, 1000
+	actx, cancel := context.WithCancel(ctx)
+	// The fake load writes into the temporary cgroup tree: it must stop
+	// before the test's TempDir cleanup removes the tree.
+	ticking := make(chan struct{})
 	go func() {
-		for ctx.Err() == nil {
+		defer close(ticking)
+		for actx.Err() == nil {
 			time.Sleep(50 * time.Millisecond)
 			fake.tick(50 * time.Millisecond)
 		}
 	}()
-
-	p := guardian.DefaultPolicy()
-	p.Window, p.Windows, p.Cooldown, p.MaxChangesPerMinute = 300*time.Millisecond, 2, 0, 1000
-	actx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
 		done <- agent.Run(actx, agent.RunOptions{Client: cluster.Client, Node: node, CgroupRoot: fake.root, Driver: cgroup.Systemd,
@@ -185,6 +188,7 @@ func TestAgentResizesPods(t *testing.T) {
 	}()
 	defer func() {
 		cancel()
+		<-ticking
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
