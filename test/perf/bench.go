@@ -88,10 +88,6 @@ func (b *bench) workload(ctx context.Context, name string, nodes int) ([]Result,
 	variants := []string{"upstream", "direct", "routed"}
 	runOnce := b.schedule
 	switch name {
-	case "basic":
-		// policy-only: routed by the API server, no coordinator running;
-		// it splits what routing costs between the policy and the watch.
-		variants = append(variants, "policy-only")
 	case "admission", "admission-scale":
 		variants = []string{"raw-patch", "coordinator"}
 		runOnce = b.admit
@@ -132,7 +128,7 @@ func (b *bench) workload(ctx context.Context, name string, nodes int) ([]Result,
 func (b *bench) schedule(ctx context.Context, workload, variant string, nodes int) (Run, error) {
 	var run Run
 	var coordinator *localcluster.Process
-	routed := variant == "routed" || variant == "policy-only" || workload == "external"
+	routed := variant == "routed" || workload == "external"
 	if !routed {
 		// Start clean: no routing policy left by a routed variant, so that
 		// these pods are not routed (nor their cost counted) at all.
@@ -150,11 +146,6 @@ func (b *bench) schedule(ctx context.Context, workload, variant string, nodes in
 			if err := b.cluster.WaitForRouting(ctx, namespace, q.name, q.profile); err != nil {
 				return run, err
 			}
-		}
-		if variant == "policy-only" {
-			// The policy and its table stay in the API server.
-			coordinator.Stop()
-			coordinator = nil
 		}
 	}
 	binary, config := filepath.Join(b.cluster.ToolsDir, "kube-scheduler"), upstreamConfig
@@ -221,7 +212,7 @@ func (b *bench) pods(workload, variant string, nodes int) []*corev1.Pod {
 			if workload == "queues-mix" {
 				spec.SchedulerName = profiles[i%3]
 			}
-		case "routed", "policy-only":
+		case "routed":
 			spec.SchedulerName = v1alpha1.RouterSchedulerName
 			spec.Labels[v1alpha1.QueueLabel] = benchQueues[0].name
 			if workload == "queues-mix" {

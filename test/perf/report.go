@@ -125,18 +125,18 @@ func (r *Report) Markdown() string {
 	}
 	// What routing costs the API server: routed against direct, per size.
 	for _, res := range r.Results {
-		if res.Variant != "routed" && res.Variant != "policy-only" {
+		if res.Variant != "routed" {
 			continue
 		}
 		for _, d := range r.Results {
 			if d.Workload == res.Workload && d.Nodes == res.Nodes && d.Variant == "direct" && d.Median.APIServerCPUPer1k > 0 {
-				fmt.Fprintf(&b, "\nAPI server CPU per 1k pods, %s at %d nodes: %s %.2f s vs direct %.2f s = %.2fx.",
-					res.Workload, res.Nodes, res.Variant, res.Median.APIServerCPUPer1k, d.Median.APIServerCPUPer1k, res.Median.APIServerCPUPer1k/d.Median.APIServerCPUPer1k)
+				fmt.Fprintf(&b, "\nAPI server CPU per 1k pods, %s at %d nodes: routed %.2f s vs direct %.2f s = %.2fx.",
+					res.Workload, res.Nodes, res.Median.APIServerCPUPer1k, d.Median.APIServerCPUPer1k, res.Median.APIServerCPUPer1k/d.Median.APIServerCPUPer1k)
 			}
 		}
 	}
 	b.WriteString("\n\nBaselines: `upstream` (kube-scheduler, default configuration) for scheduling workloads; `raw-patch` (this driver removing the same gates, with the same admission record, from as many workers) for admission and admission-scale (100 queues with mixed limits that never bind, 10,000 pods gated before the coordinator starts; for these the CPU and peak-MB columns are the coordinator's); `plain` (the same pods without set labels, switchyard-batch) for calcset (sets of 8, all or nothing, node locality); `profile` (routed to switchyard-batch) for external (routed to a RabbitMQ queue, bound by switchyard-shortjob; its CPU is in the scheduler column). ")
-	b.WriteString("`direct`: switchyard-scheduler, pods name a profile (no routing policy in the API server). `routed`: pods name `switchyard` plus a queue label and the API server's MutatingAdmissionPolicy routes them (coordinator running). `policy-only`: routed the same way with the coordinator stopped once the routing table is written. ")
+	b.WriteString("`direct`: switchyard-scheduler, pods name a profile. `routed`: pods name `switchyard` plus a queue label and the API server's MutatingAdmissionPolicy routes them (coordinator running). ")
 	b.WriteString("Throughput percentiles are over one-second samples of pods bound; no simulated kubelets run during measurement.\n")
 	return b.String()
 }
