@@ -100,10 +100,6 @@ type Controller struct {
 	pass    map[string]float64
 	active  sets.Set[string]
 	buckets map[string]Bucket
-	// held is the limit holding each queue's next pod in the last decision.
-	held map[string]string
-	// written is the status last written per queue, to skip equal writes.
-	written map[string]v1alpha1.QueueStatus
 }
 
 // New wires the controller to informers the caller starts afterwards.
@@ -127,8 +123,6 @@ func New(client kubernetes.Interface, sy versioned.Interface, pods cache.SharedI
 		pass:    map[string]float64{},
 		active:  sets.New[string](),
 		buckets: map[string]Bucket{},
-		held:    map[string]string{},
-		written: map[string]v1alpha1.QueueStatus{},
 	}
 	c.cycles = reconcile.New("switchyard_admission", c.cycle)
 	c.status = reconcile.New("switchyard_queue_status", c.syncStatus)
@@ -281,7 +275,6 @@ func (c *Controller) cycle(ctx context.Context, _ string) (time.Duration, error)
 		}
 	}
 	held := d.Held
-	c.held = held
 	c.mu.Unlock()
 	c.metrics.CycleSeconds.Observe(c.clock.Since(start).Seconds())
 	for _, e := range announce {
@@ -328,27 +321,12 @@ func GateRemovalPatch(pod *corev1.Pod, record v1alpha1.AdmissionRecord) (patch [
 		if pod.Annotations == nil {
 			ops = append(ops, map[string]any{"op": "add", "path": "/metadata/annotations", "value": map[string]string{v1alpha1.AdmittedAnnotation: string(value)}})
 		} else {
-			ops = append(ops, map[string]any{"op": "add", "path": "/metadata/annotations/" + jsonPointerEscape(v1alpha1.AdmittedAnnotation), "value": string(value)})
+			ops = append(ops, map[string]any{"op": "add", "path": routing.AnnotationPath(v1alpha1.AdmittedAnnotation), "value": string(value)})
 		}
 		patch, _ = json.Marshal(ops)
 		return patch, true
 	}
 	return nil, false
-}
-
-func jsonPointerEscape(s string) string {
-	out := make([]byte, 0, len(s)+4)
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '~':
-			out = append(out, '~', '0')
-		case '/':
-			out = append(out, '~', '1')
-		default:
-			out = append(out, s[i])
-		}
-	}
-	return string(out)
 }
 
 // admit removes the admission gate with GateRemovalPatch.

@@ -112,12 +112,6 @@ func NewController(client kubernetes.Interface, sy versioned.Interface, queues c
 // Run applies changes until ctx ends.
 func (c *Controller) Run(ctx context.Context) { c.loop.Run(ctx, 1) }
 
-// Sync applies the table, policy and binding once, now.
-func (c *Controller) Sync(ctx context.Context) error {
-	_, err := c.sync(ctx, key)
-	return err
-}
-
 func (c *Controller) sync(ctx context.Context, _ string) (time.Duration, error) {
 	if ctx.Err() != nil {
 		return 0, nil

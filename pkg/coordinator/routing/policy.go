@@ -149,7 +149,7 @@ const (
 // depend on the Queues: they are in the table.
 func Policy() *admissionregistrationv1ac.MutatingAdmissionPolicyApplyConfiguration {
 	label := celString(v1alpha1.QueueLabel)
-	annotationPath := "/metadata/annotations/" + strings.ReplaceAll(strings.ReplaceAll(v1alpha1.RoutedQueueAnnotation, "~", "~0"), "/", "~1")
+	annotationPath := AnnotationPath(v1alpha1.RoutedQueueAnnotation)
 	return admissionregistrationv1ac.MutatingAdmissionPolicy(v1alpha1.RoutingPolicyName).
 		WithLabels(objectLabels()).
 		WithSpec(admissionregistrationv1ac.MutatingAdmissionPolicySpec().
@@ -189,6 +189,12 @@ func Binding() *admissionregistrationv1ac.MutatingAdmissionPolicyBindingApplyCon
 			WithParamRef(admissionregistrationv1ac.ParamRef().
 				WithName(v1alpha1.RoutingPolicyName).
 				WithParameterNotFoundAction(admissionregistrationv1.DenyAction)))
+}
+
+// AnnotationPath is the JSON pointer (RFC 6901) of an annotation key, for
+// the JSON patches that routing and admission send.
+func AnnotationPath(key string) string {
+	return "/metadata/annotations/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(key)
 }
 
 // celString quotes s as a CEL string literal. Queue names and profiles are
