@@ -69,13 +69,27 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serving health and metrics: %w", err)
 	}
-	s.srv = &http.Server{Handler: s.Mux, ReadHeaderTimeout: 5 * time.Second}
+	s.srv = HTTPServer(s.Mux)
 	go func() {
 		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			klog.FromContext(ctx).Error(err, "Health and metrics server stopped")
 		}
 	}()
 	return s, nil
+}
+
+// HTTPServer serves h with every timeout set, so a client that sends its
+// headers or body a byte a second, or never reads the answer, cannot hold a
+// connection (and a goroutine) for long.
+func HTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
 }
 
 // Close stops serving.
