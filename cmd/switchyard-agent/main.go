@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -36,8 +35,9 @@ func main() {
 		interval      = flag.Duration("sample-interval", time.Second, "interval between cgroup reads")
 		serveAddr     = flag.String("serve-address", ":8081", "address of /healthz, /readyz, /metrics (and the configurator endpoints)")
 		configurator_ = flag.String("configurator-url", "", "switchyard-configurator URL for live policy changes (service switchyard-agent); empty: none")
+		configCA      = flag.String("configurator-ca-file", "", "PEM bundle that signs the configurator's serving certificate")
 		advertise     = flag.String("advertise-address", "", "URL the configurator reaches this agent at, e.g. http://$(POD_IP):8081")
-		tokenFile     = flag.String("token-file", "/var/run/secrets/kubernetes.io/serviceaccount/token", "bearer token for the configurator")
+		tokenFile     = flag.String("configurator-token-file", "/var/run/secrets/switchyard/configurator/token", "projected service account token for the audience switchyard-configurator, bound to this pod")
 	)
 	flag.DurationVar(&p.Window, "window", p.Window, "usage window")
 	flag.IntVar(&p.Windows, "windows", p.Windows, "consecutive windows that must agree (K)")
@@ -75,9 +75,8 @@ func main() {
 		}
 	}
 	if *configurator_ != "" {
-		token, _ := os.ReadFile(*tokenFile)
-		opts.Configurator = &configurator.ClientOptions{URL: *configurator_, Service: "switchyard-agent", Pod: *node,
-			Address: *advertise, Token: strings.TrimSpace(string(token))}
+		opts.Configurator = &configurator.ClientOptions{URL: *configurator_, Service: "switchyard-agent", Pod: os.Getenv("POD_NAME"),
+			Address: *advertise, TokenFile: *tokenFile, CAFile: *configCA}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -17,26 +17,39 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	"github.com/switchyard-sched/switchyard/pkg/configurator/server"
 )
 
 func main() {
 	var (
-		kubeconfig  = flag.String("kubeconfig", "", "kubeconfig file; in-cluster configuration when empty")
-		namespace   = flag.String("namespace", envOr("POD_NAMESPACE", "switchyard-system"), "namespace of the ConfigMaps that keep each service's configuration")
-		listen      = flag.String("listen", ":8090", "address of the API, /healthz and /metrics")
-		amqpURL     = flag.String("amqp-url", os.Getenv("SWITCHYARD_AMQP_URL"), "RabbitMQ URL: broadcast through a topic exchange; empty: push over HTTP")
-		exchange    = flag.String("exchange", "switchyard.config", "topic exchange of configuration changes")
-		tokenFile   = flag.String("token-file", "", "file of accepted bearer tokens, one per line (local demo); empty: TokenReview against the API server")
-		interval    = flag.Duration("check-interval", 2*time.Second, "interval between health checks of each replica")
-		timeout     = flag.Duration("check-timeout", time.Second, "timeout of one health check")
-		removeAfter = flag.Int("remove-after", 5, "successive failed checks after which a replica is removed and its pod number freed")
+		kubeconfig   = flag.String("kubeconfig", "", "kubeconfig file; in-cluster configuration when empty")
+		namespace    = flag.String("namespace", envOr("POD_NAMESPACE", "switchyard-system"), "namespace of the ConfigMaps that keep each service's configuration")
+		listen       = flag.String("listen", ":8090", "address of the API, /healthz and /metrics")
+		amqpURL      = flag.String("amqp-url", "", "RabbitMQ URL: broadcast through a topic exchange; empty: the SWITCHYARD_AMQP_URL environment variable, else push over HTTP")
+		exchange     = flag.String("exchange", "switchyard.config", "topic exchange of configuration changes")
+		tlsCert      = flag.String("tls-cert-file", "", "serving certificate (PEM)")
+		tlsKey       = flag.String("tls-private-key-file", "", "serving certificate's private key (PEM)")
+		insecureHTTP = flag.Bool("insecure-http", false, "serve plain HTTP without a certificate: tokens cross the network in the clear; for a local demo only")
+		audience     = flag.String("token-audience", v1alpha1.ConfiguratorAudience, "audience the callers' service account tokens must be issued for")
+		interval     = flag.Duration("check-interval", 2*time.Second, "interval between health checks of each replica")
+		timeout      = flag.Duration("check-timeout", time.Second, "timeout of one health check")
+		removeAfter  = flag.Int("remove-after", 5, "successive failed checks after which a replica is removed and its pod number freed")
+		maxReplicas  = flag.Int("max-replicas", 1000, "most replicas (pod numbers) per service")
+		maxServices  = flag.Int("max-services", 1000, "most services the configurator keeps")
 	)
 	klog.InitFlags(nil)
 	flag.Parse()
-	if *interval <= 0 || *timeout <= 0 || *removeAfter < 1 {
-		fmt.Fprintln(os.Stderr, "switchyard-configurator: --check-interval and --check-timeout must be positive, --remove-after at least 1")
+	if *interval <= 0 || *timeout <= 0 || *removeAfter < 1 || *maxReplicas < 1 || *maxServices < 1 {
+		fmt.Fprintln(os.Stderr, "switchyard-configurator: --check-interval and --check-timeout must be positive, --remove-after, --max-replicas and --max-services at least 1")
 		os.Exit(2)
+	}
+	if (*tlsCert == "") != (*tlsKey == "") || *tlsCert == "" && !*insecureHTTP {
+		fmt.Fprintln(os.Stderr, "switchyard-configurator: set --tls-cert-file and --tls-private-key-file (or, for a local demo only, --insecure-http)")
+		os.Exit(2)
+	}
+	if *amqpURL == "" {
+		*amqpURL = os.Getenv("SWITCHYARD_AMQP_URL")
 	}
 	config, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
 	if err != nil {
@@ -49,13 +62,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "switchyard-configurator:", err)
 		os.Exit(1)
 	}
-	var auth server.Authenticator = &server.TokenReview{Client: client}
-	if *tokenFile != "" {
-		if auth, err = server.LoadStaticTokens(*tokenFile); err != nil {
-			fmt.Fprintln(os.Stderr, "switchyard-configurator:", err)
-			os.Exit(2)
-		}
-	}
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "switchyard-configurator:", err)
@@ -65,8 +71,10 @@ func main() {
 	defer stop()
 	ctx = klog.NewContext(ctx, klog.Background())
 	err = server.Serve(ctx, server.Config{
-		Client: client, Namespace: *namespace, AMQPURL: *amqpURL, Exchange: *exchange, Auth: auth, Listener: lis,
-		Options: server.Options{CheckInterval: *interval, CheckTimeout: *timeout, RemoveAfter: *removeAfter},
+		Client: client, Namespace: *namespace, AMQPURL: *amqpURL, Exchange: *exchange, Listener: lis,
+		TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey, InsecureHTTP: *insecureHTTP,
+		Security: server.Security{Authenticator: server.NewTokenReview(client, *audience)},
+		Options:  server.Options{CheckInterval: *interval, CheckTimeout: *timeout, RemoveAfter: *removeAfter, MaxPodNumber: *maxReplicas, MaxServices: *maxServices},
 	})
 	if err != nil {
 		klog.Background().Error(err, "Configurator failed")

@@ -14,22 +14,23 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"k8s.io/klog/v2"
 
 	"github.com/switchyard-sched/switchyard/pkg/configurator"
+	"github.com/switchyard-sched/switchyard/pkg/probes"
 )
 
 func main() {
 	var (
-		url       = flag.String("configurator-url", "http://switchyard-configurator.switchyard-system:8090", "switchyard-configurator URL")
+		url       = flag.String("configurator-url", "https://switchyard-configurator.switchyard-system:8090", "switchyard-configurator URL")
+		caFile    = flag.String("configurator-ca-file", "", "PEM bundle that signs the configurator's serving certificate")
 		service   = flag.String("service", "example", "service name")
 		pod       = flag.String("pod", os.Getenv("POD_NAME"), "pod name (env POD_NAME)")
 		address   = flag.String("address", "", "URL the configurator reaches this replica at; http://$POD_IP:<port> when empty")
 		listen    = flag.String("listen", ":8080", "listen address")
-		tokenFile = flag.String("token-file", "/var/run/secrets/kubernetes.io/serviceaccount/token", "bearer token for registering")
-		amqpURL   = flag.String("amqp-url", os.Getenv("SWITCHYARD_AMQP_URL"), "RabbitMQ URL, when the configurator broadcasts there")
+		tokenFile = flag.String("token-file", "/var/run/secrets/switchyard/configurator/token", "projected service account token for the audience switchyard-configurator, bound to this pod")
+		amqpURL   = flag.String("amqp-url", "", "RabbitMQ URL, when the configurator broadcasts there; empty: the SWITCHYARD_AMQP_URL environment variable")
 	)
 	klog.InitFlags(nil)
 	flag.Parse()
@@ -37,12 +38,14 @@ func main() {
 		port := (*listen)[strings.LastIndex(*listen, ":")+1:]
 		*address = fmt.Sprintf("http://%s:%s", os.Getenv("POD_IP"), port)
 	}
-	token, _ := os.ReadFile(*tokenFile)
+	if *amqpURL == "" {
+		*amqpURL = os.Getenv("SWITCHYARD_AMQP_URL")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := klog.Background()
 	client, err := configurator.NewClient(configurator.ClientOptions{
-		URL: *url, Service: *service, Pod: *pod, Address: *address, Token: strings.TrimSpace(string(token)), AMQPURL: *amqpURL,
+		URL: *url, Service: *service, Pod: *pod, Address: *address, TokenFile: *tokenFile, CAFile: *caFile, AMQPURL: *amqpURL,
 		OnChange: func(_ context.Context, cfg map[string]string, version int64) error {
 			logger.Info("Configuration applied", "version", version, "config", cfg)
 			return nil
@@ -58,7 +61,8 @@ func main() {
 		n, _ := client.PodNumber()
 		_ = json.NewEncoder(w).Encode(map[string]any{"podNumber": n, "version": client.AppliedVersion(), "config": client.Config()})
 	})
-	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := probes.HTTPServer(mux)
+	srv.Addr = *listen
 	go func() { <-ctx.Done(); _ = srv.Close() }()
 	go func() { _ = client.Run(ctx) }()
 	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {

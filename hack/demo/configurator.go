@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -14,9 +12,11 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	"github.com/switchyard-sched/switchyard/pkg/cli"
 	"github.com/switchyard-sched/switchyard/pkg/configurator"
 	"github.com/switchyard-sched/switchyard/pkg/configurator/server"
+	"github.com/switchyard-sched/switchyard/pkg/probes"
 	"github.com/switchyard-sched/switchyard/test/localcluster"
 )
 
@@ -24,13 +24,40 @@ import (
 // service that embed the client library, then sends one change to every
 // replica and one to pod number 1 only, printing what each replica has.
 func demoConfigurator(ctx context.Context, cluster *localcluster.Cluster) error {
-	step("starting switchyard-configurator (HTTP push; values kept in ConfigMaps of switchyard-system) and 3 replicas of service \"example\" that embed pkg/configurator")
-	const token = "demo-token"
-	tokenFile := filepath.Join(cluster.WorkDir(), "configurator-tokens")
-	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+	step("starting switchyard-configurator (TLS, TokenReview + SubjectAccessReview, HTTP push; values kept in ConfigMaps of switchyard-system) and 3 replicas of service \"example\" that register with tokens bound to their pods")
+	// The ConfigMaps live in switchyard-system; the replicas' pods and the
+	// operator's service account in default, as manifests/examples has it.
+	const ns, store = "default", "switchyard-system"
+	if err := cluster.CreateNamespace(ctx, store); err != nil {
 		return err
 	}
-	auth, err := server.LoadStaticTokens(tokenFile)
+	cert, err := localcluster.NewServingCert(cluster.WorkDir())
+	if err != nil {
+		return err
+	}
+	// What an operator binds: the shipped ClusterRoles.
+	roles, err := localcluster.LoadManifests("manifests/configurator/rbac.yaml")
+	if err != nil {
+		return err
+	}
+	var clusterRoles []localcluster.Manifest
+	for _, m := range roles {
+		if m.Object.GetKind() == "ClusterRole" {
+			clusterRoles = append(clusterRoles, m)
+		}
+	}
+	if err := cluster.Apply(ctx, clusterRoles); err != nil {
+		return err
+	}
+	for account, role := range map[string]string{"demo-operator": "switchyard-config-editor", "example": "switchyard-config-replica"} {
+		if err := cluster.CreateServiceAccount(ctx, ns, account); err != nil {
+			return err
+		}
+		if err := cluster.BindClusterRole(ctx, "demo-"+account, role, ns, account); err != nil {
+			return err
+		}
+	}
+	operatorToken, err := cluster.Token(ctx, ns, "demo-operator", v1alpha1.ConfiguratorAudience, nil)
 	if err != nil {
 		return err
 	}
@@ -38,9 +65,9 @@ func demoConfigurator(ctx context.Context, cluster *localcluster.Cluster) error 
 	if err != nil {
 		return err
 	}
-	url := "http://" + lis.Addr().String()
+	url := "https://" + lis.Addr().String()
 	go func() {
-		_ = server.Serve(ctx, server.Config{Client: cluster.Client, Namespace: "switchyard-system", Auth: auth, Listener: lis,
+		_ = server.Serve(ctx, server.Config{Client: cluster.Client, Namespace: store, Listener: lis, TLSCertFile: cert.CertFile, TLSKeyFile: cert.KeyFile,
 			Options: server.Options{CheckInterval: time.Second}})
 	}()
 	var replicas []*configurator.Client
@@ -49,13 +76,22 @@ func demoConfigurator(ctx context.Context, cluster *localcluster.Cluster) error 
 		if err != nil {
 			return err
 		}
+		name := fmt.Sprintf("example-%c", 'a'+i)
+		pod, err := cluster.IdentityPod(ctx, ns, name, "example", "127.0.0.1")
+		if err != nil {
+			return err
+		}
+		token, err := cluster.Token(ctx, ns, "example", v1alpha1.ConfiguratorAudience, pod)
+		if err != nil {
+			return err
+		}
 		client, err := configurator.NewClient(configurator.ClientOptions{
-			URL: url, Service: "example", Pod: fmt.Sprintf("example-%c", 'a'+i), Address: "http://" + rl.Addr().String(), Token: token,
+			URL: url, Service: "example", Pod: name, Address: "http://" + rl.Addr().String(), Token: token, CAFile: cert.CertFile,
 		})
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: client.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		srv := probes.HTTPServer(client.Handler())
 		go func() { _ = srv.Serve(rl) }()
 		go func() { <-ctx.Done(); _ = srv.Close() }()
 		go func() { _ = client.Run(ctx) }()
@@ -75,7 +111,7 @@ func demoConfigurator(ctx context.Context, cluster *localcluster.Cluster) error 
 	}); err != nil {
 		return fmt.Errorf("replicas did not register: %w", err)
 	}
-	cliFlags := []string{"--configurator-url", url, "--configurator-token", token}
+	cliFlags := []string{"--configurator-url", url, "--configurator-token", operatorToken, "--configurator-ca-file", cert.CertFile}
 	run := func(args ...string) error {
 		fmt.Printf("\n$ kubectl switchyard %s\n", strings.Join(args, " "))
 		cmd := cli.NewCommand(genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr})
@@ -107,7 +143,7 @@ func demoConfigurator(ctx context.Context, cluster *localcluster.Cluster) error 
 	if err := run("pods", "example"); err != nil {
 		return err
 	}
-	if err := run("config", "set", "example", "log-level=debug"); err != nil {
+	if err := run("config", "set", "example", "log-level=debug", "--wait=30s"); err != nil {
 		return err
 	}
 	if err := show(1); err != nil {
@@ -117,6 +153,9 @@ func demoConfigurator(ctx context.Context, cluster *localcluster.Cluster) error 
 		return err
 	}
 	if err := show(2); err != nil {
+		return err
+	}
+	if err := run("config", "status", "example"); err != nil {
 		return err
 	}
 	return run("services")

@@ -23,14 +23,18 @@ import (
 
 // configuratorFlags reach switchyard-configurator: its URL (e.g. through
 // `kubectl -n switchyard-system port-forward svc/switchyard-configurator
-// 8090`) and a bearer token for writes.
+// 8090`), the CA that signs its certificate, and a bearer token for the
+// audience switchyard-configurator (`kubectl create token NAME --audience
+// switchyard-configurator`).
 type configuratorFlags struct {
-	url, token string
+	url, token, tokenFile, caFile string
 }
 
 func (f *configuratorFlags) add(cmd *cobra.Command) {
-	cmd.PersistentFlags().StringVar(&f.url, "configurator-url", envOr("SWITCHYARD_CONFIGURATOR_URL", "http://127.0.0.1:8090"), "URL of switchyard-configurator (env SWITCHYARD_CONFIGURATOR_URL)")
-	cmd.PersistentFlags().StringVar(&f.token, "configurator-token", os.Getenv("SWITCHYARD_CONFIGURATOR_TOKEN"), "bearer token for changes (env SWITCHYARD_CONFIGURATOR_TOKEN)")
+	cmd.PersistentFlags().StringVar(&f.url, "configurator-url", envOr("SWITCHYARD_CONFIGURATOR_URL", "https://127.0.0.1:8090"), "URL of switchyard-configurator (env SWITCHYARD_CONFIGURATOR_URL)")
+	cmd.PersistentFlags().StringVar(&f.token, "configurator-token", "", "bearer token for the audience switchyard-configurator (env SWITCHYARD_CONFIGURATOR_TOKEN)")
+	cmd.PersistentFlags().StringVar(&f.tokenFile, "configurator-token-file", envOr("SWITCHYARD_CONFIGURATOR_TOKEN_FILE", ""), "file holding that token (env SWITCHYARD_CONFIGURATOR_TOKEN_FILE)")
+	cmd.PersistentFlags().StringVar(&f.caFile, "configurator-ca-file", envOr("SWITCHYARD_CONFIGURATOR_CA_FILE", ""), "PEM bundle that signs the configurator's certificate (env SWITCHYARD_CONFIGURATOR_CA_FILE)")
 }
 
 func envOr(name, def string) string {
@@ -41,7 +45,25 @@ func envOr(name, def string) string {
 }
 
 func (f *configuratorFlags) call(ctx context.Context, method, path string, in, out any) error {
-	err := configurator.Call(ctx, &http.Client{Timeout: 10 * time.Second}, f.url, f.token, method, path, in, out)
+	token := f.token
+	if token == "" {
+		token = os.Getenv("SWITCHYARD_CONFIGURATOR_TOKEN")
+	}
+	if token == "" && f.tokenFile != "" {
+		data, err := os.ReadFile(f.tokenFile)
+		if err != nil {
+			return fmt.Errorf("reading --configurator-token-file: %w", err)
+		}
+		token = strings.TrimSpace(string(data))
+	}
+	if token == "" {
+		return errors.New("switchyard-configurator needs a token: pass --configurator-token or --configurator-token-file, e.g. with $(kubectl create token NAME --audience switchyard-configurator)")
+	}
+	client, err := configurator.HTTPClient(f.caFile, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	err = configurator.Call(ctx, client, f.url, token, method, path, in, out)
 	var status *configurator.StatusError
 	if errors.As(err, &status) {
 		return fmt.Errorf("switchyard-configurator: %w", err)
@@ -112,10 +134,28 @@ func addConfiguratorCommands(root *cobra.Command, streams genericiooptions.IOStr
 			return PrintConfig(streams.Out, snap.Version, values, output)
 		},
 	}
+	status := &cobra.Command{
+		Use:   "status SERVICE",
+		Short: "How many healthy replicas run the latest configuration meant for them, and which do not",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(); err != nil {
+				return err
+			}
+			st, err := rolloutStatus(cmd.Context(), &flags, args[0])
+			if err != nil {
+				return err
+			}
+			return PrintRollout(streams.Out, st, output)
+		},
+	}
+	var wait time.Duration
 	set := &cobra.Command{
-		Use:   "set SERVICE [--pod N] KEY=VALUE...",
+		Use:   "set SERVICE [--pod N] [--wait[=TIMEOUT]] KEY=VALUE...",
 		Short: "Set keys for every replica of a service, or for pod number N only",
-		Args:  cobra.MinimumNArgs(2),
+		Long: "Set keys for every replica of a service, or for pod number N only. With --wait, return once every\n" +
+			"healthy replica applied the change, or exit non-zero after TIMEOUT (2m by default) naming those that did not.",
+		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := configurator.SetRequest{Values: map[string]string{}}
 			for _, kv := range args[1:] {
@@ -137,20 +177,92 @@ func addConfiguratorCommands(root *cobra.Command, streams genericiooptions.IOStr
 				target = "pod number " + strconv.Itoa(pod)
 			}
 			fmt.Fprintf(streams.Out, "%s: version %d sent to %s\n", args[0], resp.Version, target)
-			return nil
+			if wait <= 0 {
+				return nil
+			}
+			return waitForRollout(cmd.Context(), streams.Out, &flags, args[0], resp, wait)
 		},
 	}
+	set.Flags().DurationVar(&wait, "wait", 0, "wait until every healthy replica applied the change, at most this long")
+	set.Flags().Lookup("wait").NoOptDefVal = "2m"
 	for _, c := range []*cobra.Command{get, set} {
 		c.Flags().IntVar(&pod, "pod", 0, "pod number")
 	}
-	for _, c := range []*cobra.Command{services, pods, get} {
+	for _, c := range []*cobra.Command{services, pods, get, status} {
 		c.Flags().StringVarP(&output, "output", "o", "", "output format: json")
 	}
-	config.AddCommand(get, set)
+	config.AddCommand(get, set, status)
 	for _, c := range []*cobra.Command{services, pods, config} {
 		flags.add(c)
 		root.AddCommand(c)
 	}
+}
+
+func rolloutStatus(ctx context.Context, flags *configuratorFlags, service string) (configurator.RolloutStatus, error) {
+	var st configurator.RolloutStatus
+	err := flags.call(ctx, http.MethodGet, configurator.ServicesPath+"/"+service+"/rollout", nil, &st)
+	return st, err
+}
+
+// waitForRollout polls the rollout until every healthy replica runs the
+// change (or a later one), or timeout passes.
+func waitForRollout(ctx context.Context, out io.Writer, flags *configuratorFlags, service string, set configurator.SetResponse, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last *configurator.RolloutStatus
+	var lastErr error
+	for {
+		st, err := rolloutStatus(ctx, flags, service)
+		switch {
+		case err != nil:
+			lastErr = err
+		case st.Epoch != set.Epoch || st.Version < set.Version:
+			return fmt.Errorf("%s: the configurator is at epoch %q version %d, not at the %q %d just set: was it restarted with another store?", service, st.Epoch, st.Version, set.Epoch, set.Version)
+		case st.Done():
+			fmt.Fprintf(out, "%s: %d/%d healthy replicas at version %d\n", service, st.Current, st.Healthy, st.Version)
+			return nil
+		default:
+			last = &st
+		}
+		if time.Now().After(deadline) {
+			if last == nil {
+				return lastErr
+			}
+			return fmt.Errorf("%s: after %s, %d/%d healthy replicas at version %d; not yet: %s", service, timeout, last.Current, last.Healthy, last.Version, stragglers(*last))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func stragglers(st configurator.RolloutStatus) string {
+	var parts []string
+	for _, r := range st.Stragglers {
+		parts = append(parts, fmt.Sprintf("pod#%d %s/%s (%s, at %d, wants %d)", r.PodNumber, r.Namespace, r.Pod, r.State, r.AppliedVersion, r.WantVersion))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// PrintRollout writes a rollout's state and its stragglers (or JSON).
+func PrintRollout(w io.Writer, st configurator.RolloutStatus, output string) error {
+	if output == "json" {
+		return printJSON(w, st)
+	}
+	fmt.Fprintf(w, "%s: %d/%d healthy replicas at version %d (%d registered)\n", st.Service, st.Current, st.Healthy, st.Version, st.Replicas)
+	if len(st.Stragglers) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "POD#\tPOD\tSTATE\tAPPLIED\tWANTS")
+	for _, r := range st.Stragglers {
+		fmt.Fprintf(tw, "%d\t%s/%s\t%s\t%d\t%d\n", r.PodNumber, r.Namespace, r.Pod, r.State, r.AppliedVersion, r.WantVersion)
+	}
+	return tw.Flush()
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -179,9 +291,9 @@ func PrintReplicas(w io.Writer, replicas []configurator.ReplicaInfo, output stri
 		return printJSON(w, replicas)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "POD#\tPOD\tSTATE\tFAILURES\tLAST SEEN\tAPPLIED")
+	fmt.Fprintln(tw, "POD#\tPOD\tSTATE\tFAILURES\tLAST SEEN\tAPPLIED\tWANTS")
 	for _, r := range replicas {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s ago\t%d\n", r.PodNumber, r.Pod, r.State, r.Failures, duration.HumanDuration(now.Sub(r.LastSeen)), r.AppliedVersion)
+		fmt.Fprintf(tw, "%d\t%s/%s\t%s\t%d\t%s ago\t%d\t%d\n", r.PodNumber, r.Namespace, r.Pod, r.State, r.Failures, duration.HumanDuration(now.Sub(r.LastSeen)), r.AppliedVersion, r.WantVersion)
 	}
 	return tw.Flush()
 }

@@ -6,6 +6,15 @@
 // endpoint the configurator checks (reporting the applied version), and
 // registers again when the configurator restarts. This file holds the JSON
 // API both sides speak (docs/configurator-openapi.yaml describes it).
+//
+// Trust: every call to the configurator carries a service account token
+// requested for the audience switchyard-configurator; the configurator
+// reviews it (TokenReview) and authorizes the call per service
+// (SubjectAccessReview on configurations.switchyard.io). A replica registers
+// with a token bound to its own pod, and only as that pod, at that pod's IP.
+// Every change the configurator sends is signed with its Ed25519 key, which
+// a replica learns when it registers (over TLS), so a push from anyone else
+// is refused.
 package configurator
 
 import (
@@ -20,15 +29,15 @@ const (
 	RegisterPath = "/v1/register"
 	// ServicesPath: GET []ServiceInfo; ServicesPath+"/{service}/replicas"
 	// GET []ReplicaInfo; ServicesPath+"/{service}/config" GET Snapshot, PUT
-	// SetRequest answered with SetResponse.
+	// SetRequest answered with SetResponse; ServicesPath+"/{service}/rollout"
+	// GET RolloutStatus.
 	ServicesPath = "/v1/services"
 	// DefaultHealthPath is where Client serves health; the configurator
 	// GETs it and reads Health.
 	DefaultHealthPath = "/switchyard/health"
-	// DefaultPushPath is where Client accepts Change over HTTP (POST).
+	// DefaultPushPath is where Client accepts a SignedChange over HTTP
+	// (POST), answering with its Health once the change is applied.
 	DefaultPushPath = "/switchyard/config"
-	// TokenHeader carries the bearer token of write requests.
-	TokenHeader = "Authorization"
 )
 
 // Replica states.
@@ -40,12 +49,15 @@ const (
 	StatePruned = "pruned"
 )
 
-// RegisterRequest is what a replica says about itself.
+// RegisterRequest is what a replica says about itself. Who it is comes from
+// its token: the pod the token is bound to.
 type RegisterRequest struct {
 	Service string `json:"service"`
-	Pod     string `json:"pod"`
+	// Pod, when set, must be the pod the token is bound to: a mismatch is
+	// refused, not corrected.
+	Pod string `json:"pod,omitempty"`
 	// Address is the base URL the configurator reaches the replica at,
-	// e.g. http://10.0.0.7:8080.
+	// e.g. http://10.0.0.7:8080. Its host must be one of the pod's IPs.
 	Address    string `json:"address"`
 	HealthPath string `json:"healthPath,omitempty"`
 	// PreviousPodNumber asks for the number the replica had before the
@@ -53,10 +65,17 @@ type RegisterRequest struct {
 	PreviousPodNumber *int `json:"previousPodNumber,omitempty"`
 }
 
-// RegisterResponse gives the replica its pod number and configuration.
+// RegisterResponse gives the replica its identity, pod number and
+// configuration.
 type RegisterResponse struct {
-	PodNumber int      `json:"podNumber"`
+	PodNumber int `json:"podNumber"`
+	// Namespace and Pod are the replica as its token names it.
+	Namespace string   `json:"namespace"`
+	Pod       string   `json:"pod"`
 	Snapshot  Snapshot `json:"snapshot"`
+	// SigningKey is the configurator's Ed25519 public key: the replica
+	// accepts a change only when it carries a signature made with it.
+	SigningKey []byte `json:"signingKey"`
 	// AMQPExchange and RoutingKeys, when the configurator broadcasts over
 	// RabbitMQ: bind an exclusive queue to the exchange with these keys.
 	AMQPExchange string   `json:"amqpExchange,omitempty"`
@@ -65,8 +84,13 @@ type RegisterResponse struct {
 
 // Snapshot is a service's whole configuration at one version: keys for
 // every replica, and keys for single pod numbers that override them.
+// Versions only grow within an epoch. The epoch names the stored copy (the
+// UID of its ConfigMap): when that copy is lost and made again, replicas see
+// a new epoch and resync, instead of ignoring versions that start below
+// theirs.
 type Snapshot struct {
 	Service string                       `json:"service"`
+	Epoch   string                       `json:"epoch,omitempty"`
 	Version int64                        `json:"version"`
 	Values  map[string]string            `json:"values"`
 	Pods    map[string]map[string]string `json:"pods,omitempty"`
@@ -83,8 +107,8 @@ func (s Snapshot) For(n int) map[string]string {
 }
 
 // Change is one broadcast: the snapshot after the change, and which pod
-// number it was meant for (nil: every replica). Replicas apply a Change
-// only when its version is newer than what they applied.
+// number it was meant for (nil: every replica). It travels signed, inside a
+// SignedChange.
 type Change struct {
 	Target   *int      `json:"target,omitempty"`
 	Snapshot Snapshot  `json:"snapshot"`
@@ -99,13 +123,16 @@ type SetRequest struct {
 
 // SetResponse is the version the change got.
 type SetResponse struct {
-	Version int64 `json:"version"`
+	Epoch   string `json:"epoch,omitempty"`
+	Version int64  `json:"version"`
 }
 
-// Health is what a replica's health endpoint answers.
+// Health is what a replica's health endpoint answers (and its push
+// endpoint, once it applied a change): the configuration it runs.
 type Health struct {
 	Service        string `json:"service"`
 	PodNumber      int    `json:"podNumber"`
+	Epoch          string `json:"epoch,omitempty"`
 	AppliedVersion int64  `json:"appliedVersion"`
 }
 
@@ -121,13 +148,42 @@ type ServiceInfo struct {
 // ReplicaInfo is one row of a service's replicas.
 type ReplicaInfo struct {
 	PodNumber      int       `json:"podNumber"`
+	Namespace      string    `json:"namespace"`
 	Pod            string    `json:"pod"`
 	Address        string    `json:"address"`
 	State          string    `json:"state"`
 	Failures       int       `json:"failures"`
 	LastSeen       time.Time `json:"lastSeen"`
+	AppliedEpoch   string    `json:"appliedEpoch,omitempty"`
 	AppliedVersion int64     `json:"appliedVersion"`
+	// WantVersion is the version the replica must have applied to run the
+	// latest configuration meant for it: changes for other pod numbers do
+	// not count.
+	WantVersion int64 `json:"wantVersion"`
 }
+
+// Current says whether the replica runs the latest configuration meant for
+// it, in the service's epoch.
+func (r ReplicaInfo) Current(epoch string) bool {
+	return r.AppliedEpoch == epoch && r.AppliedVersion >= r.WantVersion
+}
+
+// RolloutStatus answers "has every replica applied version V?".
+type RolloutStatus struct {
+	Service string `json:"service"`
+	Epoch   string `json:"epoch,omitempty"`
+	Version int64  `json:"version"`
+	// Replicas registered; Healthy among them; Current: healthy replicas
+	// that applied what is meant for them.
+	Replicas int `json:"replicas"`
+	Healthy  int `json:"healthy"`
+	Current  int `json:"current"`
+	// Stragglers are the replicas that are not current, pruned ones too.
+	Stragglers []ReplicaInfo `json:"stragglers"`
+}
+
+// Done says whether every healthy replica is current.
+func (s RolloutStatus) Done() bool { return s.Current == s.Healthy }
 
 // Error is the body of every 4xx and 5xx answer.
 type Error struct {

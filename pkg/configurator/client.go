@@ -3,6 +3,9 @@ package configurator
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +13,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,13 +26,21 @@ import (
 
 // ClientOptions configure one replica's Client.
 type ClientOptions struct {
-	// URL of switchyard-configurator, e.g. http://switchyard-configurator:8090.
+	// URL of switchyard-configurator, e.g.
+	// https://switchyard-configurator.switchyard-system:8090.
 	URL string
-	// Service and Pod name this replica; Address is the base URL the
-	// configurator reaches it at (where Handler is served).
-	Service, Pod, Address string
-	// Token is the bearer token for registering (a service account token
-	// in a cluster, a static token in the demo).
+	// Service names the service this replica belongs to. Address is the
+	// base URL the configurator reaches it at (where Handler is served);
+	// its host must be the pod's IP.
+	Service, Address string
+	// Pod is the pod's name, for logs until the configurator confirms it
+	// from the token; optional.
+	Pod string
+	// TokenFile holds the replica's token: a projected service account
+	// token for the audience switchyard-configurator, bound to this pod.
+	// It is read again for every call, since the kubelet rotates it.
+	TokenFile string
+	// Token is used when TokenFile is empty.
 	Token string
 	// OnChange receives the replica's whole configuration each time it
 	// changes, in version order, never concurrently. Its error is logged;
@@ -40,8 +52,12 @@ type ClientOptions struct {
 	// HeartbeatInterval is how often the replica checks that the
 	// configurator still knows it (and re-registers after a restart); 2s.
 	HeartbeatInterval time.Duration
-	// HTTPClient for calls to the configurator; a 5s-timeout client when nil.
+	// HTTPClient for calls to the configurator; when nil, a 5s-timeout
+	// client that trusts the system roots plus CAFile.
 	HTTPClient *http.Client
+	// CAFile is a PEM bundle that signs the configurator's serving
+	// certificate (used when HTTPClient is nil).
+	CAFile string
 	// Healthy reports the application's own health; nil: always healthy.
 	Healthy func() error
 }
@@ -51,29 +67,56 @@ type Client struct {
 	opts   ClientOptions
 	logger klog.Logger
 
-	mu        sync.Mutex
-	podNumber int
-	numbered  bool
-	applied   int64
-	config    map[string]string
+	mu         sync.Mutex
+	podNumber  int
+	numbered   bool
+	pod        string
+	epoch      string
+	applied    int64
+	config     map[string]string
+	signingKey ed25519.PublicKey
 	// applying serialises OnChange calls.
 	applying sync.Mutex
 	amqp     *broker.AMQP
-	bindings []string
 }
 
 // NewClient checks the options; Run starts it.
 func NewClient(opts ClientOptions) (*Client, error) {
-	if opts.URL == "" || opts.Service == "" || opts.Pod == "" || opts.Address == "" {
-		return nil, errors.New("configurator client needs URL, Service, Pod and Address")
+	if opts.URL == "" || opts.Service == "" || opts.Address == "" {
+		return nil, errors.New("configurator client needs URL, Service and Address")
 	}
 	if opts.HeartbeatInterval <= 0 {
 		opts.HeartbeatInterval = 2 * time.Second
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+		client, err := HTTPClient(opts.CAFile, 5*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		opts.HTTPClient = client
 	}
-	return &Client{opts: opts, logger: klog.Background(), config: map[string]string{}}, nil
+	return &Client{opts: opts, logger: klog.Background(), pod: opts.Pod, config: map[string]string{}}, nil
+}
+
+// HTTPClient is a client for the configurator that trusts the system roots
+// and, when caFile is set, the certificates of that PEM bundle.
+func HTTPClient(caFile string, timeout time.Duration) (*http.Client, error) {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading the configurator's CA bundle: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Timeout: timeout, Transport: transport}, nil
 }
 
 // PodNumber is the replica's number within its service, once registered.
@@ -97,8 +140,21 @@ func (c *Client) AppliedVersion() int64 {
 	return c.applied
 }
 
+// Applied is the epoch and version of the configuration last applied.
+func (c *Client) Applied() (epoch string, version int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.epoch, c.applied
+}
+
+func (c *Client) health() Health {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Health{Service: c.opts.Service, PodNumber: c.podNumber, Epoch: c.epoch, AppliedVersion: c.applied}
+}
+
 // Handler serves the health endpoint the configurator checks and the push
-// endpoint it delivers changes to over HTTP. Mount it at the root of
+// endpoint it delivers signed changes to over HTTP. Mount it at the root of
 // Address.
 func (c *Client) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -109,45 +165,99 @@ func (c *Client) Handler() http.Handler {
 				return
 			}
 		}
-		n, _ := c.PodNumber()
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(Health{Service: c.opts.Service, PodNumber: n, AppliedVersion: c.AppliedVersion()})
+		_ = json.NewEncoder(w).Encode(c.health())
 	})
 	mux.HandleFunc("POST "+DefaultPushPath, func(w http.ResponseWriter, r *http.Request) {
-		var change Change
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&change); err != nil {
+		var signed SignedChange
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&signed); err != nil {
 			http.Error(w, "malformed change: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		if change.Snapshot.Service != c.opts.Service {
-			http.Error(w, fmt.Sprintf("change for service %q sent to a replica of %q", change.Snapshot.Service, c.opts.Service), http.StatusBadRequest)
+		if err := c.Receive(r.Context(), signed); err != nil {
+			status := http.StatusBadRequest
+			if errors.Is(err, ErrBadSignature) {
+				status = http.StatusForbidden
+			}
+			http.Error(w, err.Error(), status)
 			return
 		}
-		c.Apply(r.Context(), change)
-		w.WriteHeader(http.StatusNoContent)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(c.health())
 	})
 	return mux
 }
 
-// Apply takes a change (or a snapshot) when it is newer than what the
-// replica applied: older and duplicated deliveries are ignored, so the
-// replica never goes back. Changes for other pod numbers advance the
+// Receive takes a pushed change (HTTP or RabbitMQ): it must be signed by the
+// configurator this replica registered with and be for its service. The next
+// version is applied as it came; one from another epoch, or beyond a gap
+// (the replica missed something, or somebody claims a version far ahead), is
+// only a reason to pull the whole configuration from the configurator, which
+// is what the replica then applies.
+func (c *Client) Receive(ctx context.Context, signed SignedChange) error {
+	c.mu.Lock()
+	key := c.signingKey
+	c.mu.Unlock()
+	change, err := signed.Open(key)
+	if err != nil {
+		return err
+	}
+	if change.Snapshot.Service != c.opts.Service {
+		return fmt.Errorf("change for service %q sent to a replica of %q", change.Snapshot.Service, c.opts.Service)
+	}
+	epoch, applied := c.Applied()
+	switch {
+	case change.Snapshot.Epoch == epoch && change.Snapshot.Version <= applied:
+		return nil // old or duplicated
+	case change.Snapshot.Epoch == epoch && change.Snapshot.Version == applied+1:
+		c.apply(ctx, change.Snapshot, false)
+		return nil
+	case epoch == "" && applied == 0 && change.Snapshot.Version == 1:
+		// The first version of a service that had none: nothing to miss.
+		c.apply(ctx, change.Snapshot, true)
+		return nil
+	default:
+		c.logger.V(2).Info("Change beyond what this replica knows; pulling the configuration", "epoch", change.Snapshot.Epoch, "version", change.Snapshot.Version, "appliedEpoch", epoch, "applied", applied)
+		return c.pull(ctx)
+	}
+}
+
+// pull gets the service's whole configuration from the configurator.
+func (c *Client) pull(ctx context.Context) error {
+	var snap Snapshot
+	if err := c.call(ctx, http.MethodGet, ServicesPath+"/"+c.opts.Service+"/config", nil, &snap); err != nil {
+		return fmt.Errorf("pulling the configuration: %w", err)
+	}
+	c.Adopt(ctx, snap)
+	return nil
+}
+
+// Adopt applies a snapshot the configurator answered with (at registration
+// or when pulled): it is authoritative, so a new epoch replaces what the
+// replica had even at a lower version; within an epoch the replica never
+// goes back.
+func (c *Client) Adopt(ctx context.Context, snap Snapshot) { c.apply(ctx, snap, true) }
+
+// apply takes snap when it is newer than what the replica applied (or,
+// when authoritative, of another epoch), and calls OnChange when this
+// replica's configuration changed. Changes for other pod numbers advance the
 // version and leave this replica's configuration as it is.
-func (c *Client) Apply(ctx context.Context, change Change) {
+func (c *Client) apply(ctx context.Context, snap Snapshot, authoritative bool) {
 	c.applying.Lock()
 	defer c.applying.Unlock()
 	c.mu.Lock()
-	if change.Snapshot.Version <= c.applied {
+	newEpoch := snap.Epoch != c.epoch
+	if newEpoch && !authoritative || !newEpoch && snap.Version <= c.applied {
 		c.mu.Unlock()
 		return
 	}
-	next := change.Snapshot.For(c.podNumber)
+	next := snap.For(c.podNumber)
 	changed := !maps.Equal(next, c.config)
-	c.applied, c.config = change.Snapshot.Version, next
+	c.epoch, c.applied, c.config = snap.Epoch, snap.Version, next
 	c.mu.Unlock()
 	if changed && c.opts.OnChange != nil {
-		if err := c.opts.OnChange(ctx, maps.Clone(next), change.Snapshot.Version); err != nil {
-			c.logger.Error(err, "Applying configuration", "service", c.opts.Service, "version", change.Snapshot.Version)
+		if err := c.opts.OnChange(ctx, maps.Clone(next), snap.Version); err != nil {
+			c.logger.Error(err, "Applying configuration", "service", c.opts.Service, "version", snap.Version)
 		}
 	}
 }
@@ -187,9 +297,10 @@ func (c *Client) registerWithRetry(ctx context.Context) (RegisterResponse, error
 				c.applied = -1 // another number: recompute from the snapshot
 			}
 			c.podNumber, c.numbered = resp.PodNumber, true
+			c.pod, c.signingKey = resp.Pod, ed25519.PublicKey(resp.SigningKey)
 			c.mu.Unlock()
-			c.Apply(ctx, Change{Snapshot: resp.Snapshot})
-			c.logger.V(2).Info("Registered", "podNumber", resp.PodNumber, "version", resp.Snapshot.Version)
+			c.Adopt(ctx, resp.Snapshot)
+			c.logger.V(2).Info("Registered", "podNumber", resp.PodNumber, "epoch", resp.Snapshot.Epoch, "version", resp.Snapshot.Version)
 			return resp, nil
 		}
 		c.logger.V(2).Info("Registering failed; retrying", "err", err, "in", backoff)
@@ -212,9 +323,26 @@ func (c *Client) register(ctx context.Context) (RegisterResponse, error) {
 	return resp, err
 }
 
-// call does one JSON request to the configurator.
+// call does one JSON request to the configurator with the replica's token.
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
-	return Call(ctx, c.opts.HTTPClient, c.opts.URL, c.opts.Token, method, path, in, out)
+	token, err := c.token()
+	if err != nil {
+		return err
+	}
+	return Call(ctx, c.opts.HTTPClient, c.opts.URL, token, method, path, in, out)
+}
+
+// token reads the token file anew each time: the kubelet rotates
+// projected tokens.
+func (c *Client) token() (string, error) {
+	if c.opts.TokenFile == "" {
+		return c.opts.Token, nil
+	}
+	data, err := os.ReadFile(c.opts.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("reading the replica's token: %w", err)
+	}
+	return strings.TrimSpace(string(data)), nil
 }
 
 // Call does one JSON request to the configurator at baseURL (with the
@@ -267,7 +395,7 @@ func (c *Client) listen(ctx context.Context, resp RegisterResponse) error {
 	if resp.AMQPExchange == "" || c.opts.AMQPURL == "" {
 		return nil
 	}
-	queue := fmt.Sprintf("switchyard-config.%s.%s", c.opts.Service, c.opts.Pod)
+	queue := fmt.Sprintf("switchyard-config.%s.%s.%s", c.opts.Service, resp.Namespace, resp.Pod)
 	topo := broker.Topology{Exchanges: []broker.Exchange{{Name: resp.AMQPExchange, Kind: "topic"}}, Queues: []broker.Queue{{Name: queue, Exclusive: true}}}
 	for _, key := range resp.RoutingKeys {
 		topo.Bindings = append(topo.Bindings, broker.Binding{Exchange: resp.AMQPExchange, Queue: queue, Key: key})
@@ -276,21 +404,22 @@ func (c *Client) listen(ctx context.Context, resp RegisterResponse) error {
 		// Registered again, perhaps with another number: add its bindings.
 		return c.amqp.Declare(ctx, topo)
 	}
-	b, err := broker.DialAMQP(ctx, broker.AMQPOptions{URL: c.opts.AMQPURL, Name: "configurator-client/" + c.opts.Service + "/" + c.opts.Pod, Topology: topo})
+	b, err := broker.DialAMQP(ctx, broker.AMQPOptions{URL: c.opts.AMQPURL, Name: "configurator-client/" + c.opts.Service + "/" + resp.Pod, Topology: topo})
 	if err != nil {
 		return err
 	}
 	c.amqp = b
 	go func() {
-		_ = b.Consume(ctx, queue, broker.ConsumeOptions{Prefetch: 32, Name: c.opts.Pod}, func(ctx context.Context, d broker.Delivery) error {
-			var change Change
-			if err := json.Unmarshal(d.Body, &change); err != nil {
+		_ = b.Consume(ctx, queue, broker.ConsumeOptions{Prefetch: 32, Name: resp.Pod}, func(ctx context.Context, d broker.Delivery) error {
+			var signed SignedChange
+			if err := json.Unmarshal(d.Body, &signed); err != nil {
 				return broker.Permanent(fmt.Errorf("malformed change: %w", err))
 			}
-			if change.Snapshot.Service != c.opts.Service {
-				return nil // not for this service: its key matched by accident
+			if err := c.Receive(ctx, signed); err != nil {
+				// Forged, for another service, or the pull failed: the
+				// periodic poll catches up with anything real.
+				return broker.Permanent(err)
 			}
-			c.Apply(ctx, change)
 			return nil
 		})
 	}()
@@ -312,16 +441,18 @@ func (c *Client) heartbeat(ctx context.Context) {
 		case <-ticker.C:
 		}
 		n, _ := c.PodNumber()
+		c.mu.Lock()
+		pod := c.pod
+		c.mu.Unlock()
 		var info ReplicaInfo
 		err := c.call(ctx, http.MethodGet, ServicesPath+"/"+c.opts.Service+"/replicas/"+strconv.Itoa(n), nil, &info)
 		var status *StatusError
-		if errors.As(err, &status) && status.Code == http.StatusNotFound || err == nil && info.Pod != c.opts.Pod {
+		if errors.As(err, &status) && status.Code == http.StatusNotFound || err == nil && info.Pod != pod {
 			return
 		}
 		if err == nil && beat%5 == 0 {
-			var snap Snapshot
-			if c.call(ctx, http.MethodGet, ServicesPath+"/"+c.opts.Service+"/config", nil, &snap) == nil {
-				c.Apply(ctx, Change{Snapshot: snap})
+			if err := c.pull(ctx); err != nil {
+				c.logger.V(2).Info("Polling the configuration failed", "err", err)
 			}
 		}
 	}

@@ -1,37 +1,55 @@
 package configurator
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 )
 
-// TestApplyNeverGoesBack delivers versions out of order and twice: the
-// replica applies each newer version once, in order, and never an older one.
-func TestApplyNeverGoesBack(t *testing.T) {
-	var seen []int64
-	c, err := NewClient(ClientOptions{URL: "http://x", Service: "s", Pod: "p", Address: "http://y",
+func newTestClient(t *testing.T, url string, seen *[]int64) *Client {
+	t.Helper()
+	c, err := NewClient(ClientOptions{URL: url, Service: "s", Pod: "p", Address: "http://y", Token: "t",
 		OnChange: func(_ context.Context, cfg map[string]string, v int64) error {
 			if cfg["v"] != fmt.Sprint(v) {
 				t.Errorf("callback for version %d carries v=%s", v, cfg["v"])
 			}
-			seen = append(seen, v)
+			*seen = append(*seen, v)
 			return nil
 		}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap := func(v int64) Change {
-		return Change{Snapshot: Snapshot{Service: "s", Version: v, Values: map[string]string{"v": fmt.Sprint(v)}}}
-	}
+	return c
+}
+
+func snapshot(epoch string, v int64) Snapshot {
+	return Snapshot{Service: "s", Epoch: epoch, Version: v, Values: map[string]string{"v": fmt.Sprint(v)}}
+}
+
+// TestAdoptNeverGoesBack delivers snapshots out of order and twice: the
+// replica applies each newer version once, in order, never an older one;
+// a new epoch is adopted whatever its version.
+func TestAdoptNeverGoesBack(t *testing.T) {
+	var seen []int64
+	c := newTestClient(t, "http://x", &seen)
 	for _, v := range []int64{2, 1, 2, 4, 3, 4, 1, 5} {
-		c.Apply(context.Background(), snap(v))
+		c.Adopt(context.Background(), snapshot("a", v))
 	}
 	if fmt.Sprint(seen) != "[2 4 5]" {
 		t.Errorf("applied %v, want [2 4 5]", seen)
 	}
-	if c.AppliedVersion() != 5 || c.Config()["v"] != "5" {
-		t.Errorf("ended at version %d with %v, want 5", c.AppliedVersion(), c.Config())
+	c.Adopt(context.Background(), snapshot("b", 1))
+	if epoch, v := c.Applied(); epoch != "b" || v != 1 || c.Config()["v"] != "1" {
+		t.Errorf("after a new epoch: %s/%d %v, want b/1", epoch, v, c.Config())
 	}
 }
 
@@ -42,13 +60,106 @@ func TestApplyOnlyWhatIsMeantForThisPod(t *testing.T) {
 	c, _ := NewClient(ClientOptions{URL: "http://x", Service: "s", Pod: "p", Address: "http://y",
 		OnChange: func(context.Context, map[string]string, int64) error { calls++; return nil }})
 	c.podNumber, c.numbered = 1, true
-	three := 3
-	c.Apply(context.Background(), Change{Target: &three, Snapshot: Snapshot{Service: "s", Version: 1, Pods: map[string]map[string]string{"3": {"mode": "canary"}}}})
+	c.Adopt(context.Background(), Snapshot{Service: "s", Version: 1, Pods: map[string]map[string]string{"3": {"mode": "canary"}}})
 	if calls != 0 || c.AppliedVersion() != 1 || len(c.Config()) != 0 {
 		t.Errorf("a change for pod 3 reached pod 1: %d calls, version %d, config %v", calls, c.AppliedVersion(), c.Config())
 	}
-	c.Apply(context.Background(), Change{Snapshot: Snapshot{Service: "s", Version: 2, Values: map[string]string{"a": "b"}, Pods: map[string]map[string]string{"1": {"a": "c"}}}})
+	c.Adopt(context.Background(), Snapshot{Service: "s", Version: 2, Values: map[string]string{"a": "b"}, Pods: map[string]map[string]string{"1": {"a": "c"}}})
 	if calls != 1 || c.Config()["a"] != "c" {
 		t.Errorf("pod 1's own value should override the service's: %v after %d calls", c.Config(), calls)
 	}
+}
+
+// TestReceive: what a pushed change does, by signature, service, epoch and
+// version. The configurator's GET answers "a"/7 to every pull.
+func TestReceive(t *testing.T) {
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
+	var pulls atomic.Int32
+	configurator := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != ServicesPath+"/s/config" || r.Header.Get("Authorization") != "Bearer t" {
+			http.Error(w, "unexpected "+r.URL.Path, http.StatusBadRequest)
+			return
+		}
+		pulls.Add(1)
+		_ = json.NewEncoder(w).Encode(snapshot("a", 7))
+	}))
+	defer configurator.Close()
+	sign := func(k ed25519.PrivateKey, snap Snapshot) SignedChange {
+		s, err := Sign(k, Change{Snapshot: snap})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name        string
+		change      SignedChange
+		wantErr     error
+		wantVersion int64
+		wantPulls   int32
+	}{
+		{"next version applied as pushed", sign(key, snapshot("a", 3)), nil, 3, 0},
+		{"old version ignored", sign(key, snapshot("a", 1)), nil, 2, 0},
+		{"same version ignored", sign(key, snapshot("a", 2)), nil, 2, 0},
+		{"gap pulls", sign(key, snapshot("a", 5)), nil, 7, 1},
+		{"huge version pulls, never pins", sign(key, snapshot("a", math.MaxInt64)), nil, 7, 1},
+		{"new epoch pulls", sign(key, snapshot("b", 1)), nil, 7, 1},
+		{"signed by another key", sign(otherKey, snapshot("a", 3)), ErrBadSignature, 2, 0},
+		{"unsigned", SignedChange{Change: mustJSON(Change{Snapshot: snapshot("a", 3)})}, ErrBadSignature, 2, 0},
+		{"signature of other bytes", SignedChange{Change: mustJSON(Change{Snapshot: snapshot("a", 3)}), Signature: sign(key, snapshot("a", 4)).Signature}, ErrBadSignature, 2, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var seen []int64
+			c := newTestClient(t, configurator.URL, &seen)
+			c.signingKey = pub
+			c.Adopt(context.Background(), snapshot("a", 2))
+			pulls.Store(0)
+			err := c.Receive(context.Background(), tc.change)
+			if !errors.Is(err, tc.wantErr) {
+				t.Errorf("error %v, want %v", err, tc.wantErr)
+			}
+			if v := c.AppliedVersion(); v != tc.wantVersion {
+				t.Errorf("applied version %d, want %d", v, tc.wantVersion)
+			}
+			if got := pulls.Load(); got != tc.wantPulls {
+				t.Errorf("%d pulls, want %d", got, tc.wantPulls)
+			}
+		})
+	}
+}
+
+// TestPushEndpoint: the HTTP push answers 403 to a forged change and
+// reports the applied version after a real one.
+func TestPushEndpoint(t *testing.T) {
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	_, forger, _ := ed25519.GenerateKey(rand.Reader)
+	var seen []int64
+	c := newTestClient(t, "http://x", &seen)
+	c.signingKey = pub
+	push := func(k ed25519.PrivateKey, snap Snapshot) (int, Health) {
+		signed, _ := Sign(k, Change{Snapshot: snap})
+		rec := httptest.NewRecorder()
+		c.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, DefaultPushPath, bytes.NewReader(mustJSON(signed))))
+		var h Health
+		_ = json.Unmarshal(rec.Body.Bytes(), &h)
+		return rec.Code, h
+	}
+	if code, _ := push(forger, snapshot("", 1)); code != http.StatusForbidden {
+		t.Errorf("forged push: HTTP %d, want 403", code)
+	}
+	if code, h := push(key, snapshot("", 1)); code != http.StatusOK || h.AppliedVersion != 1 {
+		t.Errorf("signed push: HTTP %d %+v, want 200 with version 1", code, h)
+	}
+	if fmt.Sprint(seen) != "[1]" {
+		t.Errorf("applied %v, want [1]", seen)
+	}
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

@@ -286,6 +286,9 @@ func TestAgentPolicyFromConfigurator(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc := startConfigurator(ctx, t, ns, "", false, server.Options{CheckInterval: 200 * time.Millisecond})
+	if err := cluster.BindClusterRole(ctx, ns+"-agent-config", "switchyard-agent-config", ns, "switchyard-agent"); err != nil {
+		t.Fatal(err)
+	}
 	policyURL := map[string]string{}
 	for _, node := range []string{"node-a", "node-b"} {
 		root := t.TempDir()
@@ -300,14 +303,26 @@ func TestAgentPolicyFromConfigurator(t *testing.T) {
 			t.Fatal(err)
 		}
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		// The agent's pod, running as the agent's service account, which
+		// the shipped switchyard-agent-config ClusterRole lets register
+		// for the service switchyard-agent only.
+		pod, err := cluster.IdentityPod(ctx, ns, node, "switchyard-agent", "127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		token, err := cluster.Token(ctx, ns, "switchyard-agent", v1alpha1.ConfiguratorAudience, pod)
+		if err != nil {
+			t.Fatal(err)
+		}
 		policyURL[node] = "http://" + addr + "/policy"
 		actx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			err := agent.Run(actx, agent.RunOptions{CgroupRoot: root, StandaloneDir: "managed", Actuator: "cgroup", ServeAddress: addr,
-				Options:      agent.Options{Policy: guardian.DefaultPolicy()},
-				Configurator: &configurator.ClientOptions{URL: rc.URL, Service: "switchyard-agent", Pod: node, Address: "http://" + addr, Token: configuratorToken, HeartbeatInterval: 200 * time.Millisecond}})
+				Options: agent.Options{Policy: guardian.DefaultPolicy()},
+				Configurator: &configurator.ClientOptions{URL: rc.URL, Service: "switchyard-agent", Address: "http://" + addr, Token: token,
+					HTTPClient: rc.HTTP, HeartbeatInterval: 200 * time.Millisecond}})
 			if err != nil {
 				t.Error(err)
 			}

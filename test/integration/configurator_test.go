@@ -9,8 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -23,43 +21,124 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2/ktesting"
 
+	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	"github.com/switchyard-sched/switchyard/pkg/configurator"
 	"github.com/switchyard-sched/switchyard/pkg/configurator/server"
+	"github.com/switchyard-sched/switchyard/test/localcluster"
 )
 
-const configuratorToken = "test-token"
-
-// runningConfigurator is a switchyard-configurator in this process.
+// runningConfigurator is a switchyard-configurator in this process, serving
+// TLS, authenticating with the API server's TokenReview and authorizing
+// with its SubjectAccessReview, as in a cluster.
 type runningConfigurator struct {
 	URL      string
 	Registry *prometheus.Registry
-	addr     string
-	stop     func()
+	// HTTP trusts the configurator's certificate.
+	HTTP *http.Client
+	// Writer is a token of a service account bound to the shipped
+	// switchyard-config-editor ClusterRole.
+	Writer string
+	ns     string
+	addr   string
+	stop   func()
+}
+
+var (
+	configuratorCertOnce sync.Once
+	configuratorCert     *localcluster.ServingCert
+	configuratorCertErr  error
+	shippedRolesOnce     sync.Once
+	shippedRolesErr      error
+)
+
+// servingCert is the one certificate every test configurator serves (so a
+// restarted one is trusted as before).
+func servingCert(t testing.TB) *localcluster.ServingCert {
+	t.Helper()
+	configuratorCertOnce.Do(func() { configuratorCert, configuratorCertErr = localcluster.NewServingCert(cluster.WorkDir()) })
+	if configuratorCertErr != nil {
+		t.Fatal(configuratorCertErr)
+	}
+	return configuratorCert
+}
+
+// installShippedClusterRoles creates the ClusterRoles the configurator's
+// and the agent's manifests ship, so tests grant exactly what users bind.
+func installShippedClusterRoles(ctx context.Context, t testing.TB) {
+	t.Helper()
+	shippedRolesOnce.Do(func() {
+		var roles []localcluster.Manifest
+		for _, file := range []string{"manifests/configurator/rbac.yaml", "manifests/agent/rbac.yaml"} {
+			ms, err := localcluster.LoadManifests(file)
+			if err != nil {
+				shippedRolesErr = err
+				return
+			}
+			for _, m := range ms {
+				if m.Object.GetKind() == "ClusterRole" {
+					roles = append(roles, m)
+				}
+			}
+		}
+		shippedRolesErr = cluster.Apply(ctx, roles)
+	})
+	if shippedRolesErr != nil {
+		t.Fatal(shippedRolesErr)
+	}
+}
+
+// Service accounts of a configurator test's namespace and what they may do.
+const (
+	writerAccount  = "writer"  // bound to switchyard-config-editor
+	replicaAccount = "replica" // bound to switchyard-config-replica
+)
+
+// configuratorIdentities binds the namespace's writer and replica service
+// accounts and returns a writer token.
+func configuratorIdentities(ctx context.Context, t testing.TB, ns string) string {
+	t.Helper()
+	installShippedClusterRoles(ctx, t)
+	for account, role := range map[string]string{writerAccount: "switchyard-config-editor", replicaAccount: "switchyard-config-replica"} {
+		if err := cluster.CreateServiceAccount(ctx, ns, account); err != nil {
+			t.Fatal(err)
+		}
+		if err := cluster.BindClusterRole(ctx, ns+"-"+account, role, ns, account); err != nil {
+			t.Fatal(err)
+		}
+	}
+	token, err := cluster.Token(ctx, ns, writerAccount, v1alpha1.ConfiguratorAudience, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token
 }
 
 // startConfigurator starts a configurator on addr ("" for a free port)
-// with its ConfigMaps in ns, broadcasting through RabbitMQ when amqp.
-func startConfigurator(ctx context.Context, t testing.TB, ns, addr string, amqp bool, opts server.Options) *runningConfigurator {
+// with its ConfigMaps in ns, broadcasting through RabbitMQ when amqp;
+// mutate adjusts its configuration before it starts.
+func startConfigurator(ctx context.Context, t testing.TB, ns, addr string, amqp bool, opts server.Options, mutate ...func(*server.Config)) *runningConfigurator {
 	t.Helper()
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
+	writer := configuratorIdentities(ctx, t, ns)
+	cert := servingCert(t)
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokenFile := filepath.Join(t.TempDir(), "tokens")
-	if err := os.WriteFile(tokenFile, []byte("# tokens\n"+configuratorToken+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	auth, err := server.LoadStaticTokens(tokenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := server.Config{Client: cluster.Client, Namespace: ns, Auth: auth, Listener: lis, Registry: prometheus.NewRegistry(), Options: opts}
+	cfg := server.Config{Client: cluster.Client, Namespace: ns, Listener: lis, TLSCertFile: cert.CertFile, TLSKeyFile: cert.KeyFile,
+		Registry: prometheus.NewRegistry(), Options: opts}
 	if amqp {
 		cfg.AMQPURL = amqpURL()
 		cfg.Exchange = runID + ".config"
+	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	httpClient, err := configurator.HTTPClient(cert.CertFile, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -69,7 +148,7 @@ func startConfigurator(ctx context.Context, t testing.TB, ns, addr string, amqp 
 			t.Errorf("configurator: %v", err)
 		}
 	}()
-	rc := &runningConfigurator{URL: "http://" + lis.Addr().String(), Registry: cfg.Registry, addr: lis.Addr().String()}
+	rc := &runningConfigurator{URL: "https://" + lis.Addr().String(), Registry: cfg.Registry, HTTP: httpClient, Writer: writer, ns: ns, addr: lis.Addr().String()}
 	var once sync.Once
 	rc.stop = func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(rc.stop)
@@ -78,7 +157,7 @@ func startConfigurator(ctx context.Context, t testing.TB, ns, addr string, amqp 
 	}
 	// Serving once /healthz answers.
 	if err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		resp, err := http.Get(rc.URL + "/healthz")
+		resp, err := httpClient.Get(rc.URL + "/healthz")
 		if err != nil {
 			return false, nil
 		}
@@ -88,6 +167,22 @@ func startConfigurator(ctx context.Context, t testing.TB, ns, addr string, amqp 
 		t.Fatalf("configurator did not start: %v", err)
 	}
 	return rc
+}
+
+// replicaToken creates pod in the configurator's namespace, running as the
+// replica service account at 127.0.0.1 (where the test's replica servers
+// listen), and returns a token bound to it.
+func replicaToken(ctx context.Context, t testing.TB, ns, pod string) string {
+	t.Helper()
+	p, err := cluster.IdentityPod(ctx, ns, pod, replicaAccount, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := cluster.Token(ctx, ns, replicaAccount, v1alpha1.ConfiguratorAudience, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token
 }
 
 // testReplica is one replica of a service: a Client with its own HTTP
@@ -118,13 +213,25 @@ func (r *testReplica) last() appliedConfig {
 	return r.applied[len(r.applied)-1]
 }
 
+// versions are every version the replica applied, in order.
+func (r *testReplica) versions() []int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]int64, len(r.applied))
+	for i, a := range r.applied {
+		out[i] = a.version
+	}
+	return out
+}
+
 func (r *testReplica) stop() {
 	r.cancel()
 	<-r.done
 	r.server.Close()
 }
 
-// startReplica registers one replica of service with the configurator.
+// startReplica registers one replica of service with the configurator, as
+// pod (created in the configurator's namespace, its token bound to it).
 // Its heartbeat (which also polls the configuration every fifth beat) is
 // 200ms unless heartbeat says otherwise; tests of a transport make it long,
 // so that only the transport can deliver.
@@ -132,7 +239,7 @@ func startReplica(ctx context.Context, t testing.TB, rc *runningConfigurator, se
 	t.Helper()
 	r := &testReplica{done: make(chan struct{})}
 	opts := configurator.ClientOptions{
-		URL: rc.URL, Service: service, Pod: pod, Token: configuratorToken, HeartbeatInterval: 200 * time.Millisecond,
+		URL: rc.URL, Service: service, Pod: pod, Token: replicaToken(ctx, t, rc.ns, pod), HTTPClient: rc.HTTP, HeartbeatInterval: 200 * time.Millisecond,
 		OnChange: func(_ context.Context, cfg map[string]string, version int64) error {
 			r.mu.Lock()
 			r.applied = append(r.applied, appliedConfig{version: version, config: cfg, at: time.Now()})
@@ -183,12 +290,12 @@ func waitFor(ctx context.Context, t testing.TB, what string, timeout time.Durati
 	}
 }
 
-// setConfig PUTs values for the service (or one pod number) and returns
-// the version the change got.
+// setConfig PUTs values for the service (or one pod number) as the editor
+// and returns the version the change got.
 func setConfig(t testing.TB, rc *runningConfigurator, service string, pod *int, values map[string]string) int64 {
 	t.Helper()
 	var resp configurator.SetResponse
-	status, body := doJSON(t, http.MethodPut, rc.URL+configurator.ServicesPath+"/"+service+"/config", configuratorToken, configurator.SetRequest{Pod: pod, Values: values})
+	status, body := rc.do(t, http.MethodPut, configurator.ServicesPath+"/"+service+"/config", rc.Writer, configurator.SetRequest{Pod: pod, Values: values})
 	if status != http.StatusOK {
 		t.Fatalf("setting %v on %s (pod %v): HTTP %d %s", values, service, pod, status, body)
 	}
@@ -198,13 +305,26 @@ func setConfig(t testing.TB, rc *runningConfigurator, service string, pod *int, 
 	return resp.Version
 }
 
+// do calls the configurator at path with token.
+func (rc *runningConfigurator) do(t testing.TB, method, path, token string, in any) (int, []byte) {
+	t.Helper()
+	return doJSONWith(t, rc.HTTP, method, rc.URL+path, token, in)
+}
+
 func doJSON(t testing.TB, method, url, token string, in any) (int, []byte) {
+	t.Helper()
+	return doJSONWith(t, http.DefaultClient, method, url, token, in)
+}
+
+func doJSONWith(t testing.TB, client *http.Client, method, url, token string, in any) (int, []byte) {
 	t.Helper()
 	var body []byte
 	switch v := in.(type) {
 	case nil:
 	case string:
 		body = []byte(v)
+	case []byte:
+		body = v
 	default:
 		body, _ = json.Marshal(v)
 	}
@@ -215,7 +335,7 @@ func doJSON(t testing.TB, method, url, token string, in any) (int, []byte) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +347,7 @@ func doJSON(t testing.TB, method, url, token string, in any) (int, []byte) {
 
 func replicasOf(t testing.TB, rc *runningConfigurator, service string) []configurator.ReplicaInfo {
 	t.Helper()
-	status, body := doJSON(t, http.MethodGet, rc.URL+configurator.ServicesPath+"/"+service+"/replicas", "", nil)
+	status, body := rc.do(t, http.MethodGet, configurator.ServicesPath+"/"+service+"/replicas", rc.Writer, nil)
 	if status != http.StatusOK {
 		return nil
 	}
@@ -391,7 +511,7 @@ func TestConfiguratorRestart(t *testing.T) {
 			t.Errorf("%s has pod number %d after the restart, want %d as before", r.Pod, r.PodNumber, want)
 		}
 	}
-	status, body := doJSON(t, http.MethodGet, rc.URL+configurator.ServicesPath+"/cache/config", "", nil)
+	status, body := rc.do(t, http.MethodGet, configurator.ServicesPath+"/cache/config", rc.Writer, nil)
 	var snap configurator.Snapshot
 	if status != http.StatusOK || json.Unmarshal(body, &snap) != nil {
 		t.Fatalf("GET config after restart: HTTP %d %s", status, body)
@@ -417,26 +537,29 @@ func TestConfiguratorBadInput(t *testing.T) {
 	rc := startConfigurator(ctx, t, ns, "", false, server.Options{})
 	r := startReplica(ctx, t, rc, "shop", "shop-0", false)
 	waitFor(ctx, t, "registration", 10*time.Second, func() bool { _, ok := r.client.PodNumber(); return ok })
-	config := rc.URL + configurator.ServicesPath + "/shop/config"
+	config := configurator.ServicesPath + "/shop/config"
+	w := rc.Writer
 	for _, tc := range []struct {
-		name, method, url, token string
-		body                     any
-		status                   int
-		mention                  string
+		name, method, path, token string
+		body                      any
+		status                    int
+		mention                   string
 	}{
-		{"malformed JSON", http.MethodPut, config, configuratorToken, `{"values": {"a": `, 400, "malformed JSON"},
-		{"unknown field", http.MethodPut, config, configuratorToken, `{"value": {"a": "b"}}`, 400, "unknown field"},
-		{"no values", http.MethodPut, config, configuratorToken, `{"values": {}}`, 400, "at least one key"},
-		{"bad key", http.MethodPut, config, configuratorToken, `{"values": {"a b": "c"}}`, 400, "key \"a b\""},
+		{"malformed JSON", http.MethodPut, config, w, `{"values": {"a": `, 400, "malformed JSON"},
+		{"unknown field", http.MethodPut, config, w, `{"value": {"a": "b"}}`, 400, "unknown field"},
+		{"no values", http.MethodPut, config, w, `{"values": {}}`, 400, "at least one key"},
+		{"bad key", http.MethodPut, config, w, `{"values": {"a b": "c"}}`, 400, "key \"a b\""},
 		{"missing token", http.MethodPut, config, "", `{"values": {"a": "b"}}`, 401, "Bearer"},
 		{"wrong token", http.MethodPut, config, "nope", `{"values": {"a": "b"}}`, 401, "not accepted"},
-		{"unknown service", http.MethodGet, rc.URL + configurator.ServicesPath + "/nosuch/replicas", "", nil, 404, "unknown"},
-		{"pod number out of range", http.MethodPut, config, configuratorToken, `{"pod": 9, "values": {"a": "b"}}`, 404, "no replica with pod number 9"},
-		{"pod number not a number", http.MethodGet, rc.URL + configurator.ServicesPath + "/shop/replicas/x", "", nil, 400, "non-negative integer"},
-		{"register without address", http.MethodPost, rc.URL + configurator.RegisterPath, configuratorToken, `{"service": "shop", "pod": "p"}`, 400, "address"},
-		{"register bad service", http.MethodPost, rc.URL + configurator.RegisterPath, configuratorToken, `{"service": "Shop_1", "pod": "p", "address": "http://x:1"}`, 400, "DNS label"},
+		{"unknown service", http.MethodGet, configurator.ServicesPath + "/nosuch/replicas", w, nil, 404, "unknown"},
+		{"bad service name", http.MethodGet, configurator.ServicesPath + "/No_Such/replicas", w, nil, 400, "DNS label"},
+		{"pod number out of range", http.MethodPut, config, w, `{"pod": 9, "values": {"a": "b"}}`, 404, "no replica with pod number 9"},
+		{"pod number not a number", http.MethodGet, configurator.ServicesPath + "/shop/replicas/x", w, nil, 400, "non-negative integer"},
+		{"register without address", http.MethodPost, configurator.RegisterPath, w, `{"service": "shop", "pod": "p"}`, 400, "address"},
+		{"register with a path in the address", http.MethodPost, configurator.RegisterPath, w, `{"service": "shop", "address": "http://10.0.0.1:80/x"}`, 400, "address"},
+		{"register bad service", http.MethodPost, configurator.RegisterPath, w, `{"service": "Shop_1", "pod": "p", "address": "http://x:1"}`, 400, "DNS label"},
 	} {
-		status, body := doJSON(t, tc.method, tc.url, tc.token, tc.body)
+		status, body := rc.do(t, tc.method, tc.path, tc.token, tc.body)
 		var e configurator.Error
 		_ = json.Unmarshal(body, &e)
 		if status != tc.status || !strings.Contains(e.Error, tc.mention) {

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"sort"
 	"sync"
 	"time"
 
@@ -13,14 +15,22 @@ import (
 	"github.com/switchyard-sched/switchyard/pkg/configurator"
 )
 
-// Broadcaster delivers a change to a service's replicas. Two exist: over
-// RabbitMQ (a topic exchange, one exclusive queue per replica) and over
+// Broadcaster delivers a signed change to a service's replicas. Two exist:
+// over RabbitMQ (a topic exchange, one exclusive queue per replica) and over
 // HTTP (the configurator pushes to each replica with retries).
 type Broadcaster interface {
-	// Broadcast delivers change to targets, the healthy replicas it is for.
-	Broadcast(ctx context.Context, change configurator.Change, targets []Target) error
+	// Broadcast delivers body (a SignedChange as JSON) of change to targets,
+	// the healthy replicas it is for. It returns what replicas answered
+	// they applied, when the transport tells (HTTP push does).
+	Broadcast(ctx context.Context, change configurator.Change, body []byte, targets []Target) ([]Ack, error)
 	// Describe tells a registering replica how to receive changes.
 	Describe(service string, podNumber int) (exchange string, keys []string)
+}
+
+// Ack is a replica's answer to a push: the configuration it now runs.
+type Ack struct {
+	PodNumber int
+	Health    configurator.Health
 }
 
 // Target is one replica a change goes to.
@@ -47,18 +57,14 @@ func NewAMQPBroadcaster(ctx context.Context, b broker.Broker, exchange string) (
 
 // Broadcast publishes once; the broker fans out. A change no replica is
 // bound for (unroutable) is not an error: nobody is listening yet.
-func (a *AMQPBroadcaster) Broadcast(ctx context.Context, change configurator.Change, _ []Target) error {
-	body, err := json.Marshal(change)
-	if err != nil {
-		return err
-	}
-	err = a.Broker.Publish(ctx, a.Exchange, configurator.RoutingKey(change.Snapshot.Service, change.Target), broker.Message{
+func (a *AMQPBroadcaster) Broadcast(ctx context.Context, change configurator.Change, body []byte, _ []Target) ([]Ack, error) {
+	err := a.Broker.Publish(ctx, a.Exchange, configurator.RoutingKey(change.Snapshot.Service, change.Target), broker.Message{
 		ContentType: "application/json", Type: "switchyard.io/config-change", Body: body,
 	})
 	if err != nil && !isUnroutable(err) {
-		return err
+		return nil, err
 	}
-	return nil
+	return nil, nil
 }
 
 // Describe names the exchange and the keys a replica binds.
@@ -75,13 +81,10 @@ type HTTPBroadcaster struct {
 
 // Broadcast pushes to every target in parallel and reports the replicas
 // that did not take it after every retry.
-func (h *HTTPBroadcaster) Broadcast(ctx context.Context, change configurator.Change, targets []Target) error {
-	body, err := json.Marshal(change)
-	if err != nil {
-		return err
-	}
+func (h *HTTPBroadcaster) Broadcast(ctx context.Context, change configurator.Change, body []byte, targets []Target) ([]Ack, error) {
 	var mu sync.Mutex
 	var failed []int
+	acks := make([]Ack, 0, len(targets))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
 	for _, t := range targets {
@@ -89,35 +92,40 @@ func (h *HTTPBroadcaster) Broadcast(ctx context.Context, change configurator.Cha
 		sem <- struct{}{}
 		go func(t Target) {
 			defer func() { <-sem; wg.Done() }()
-			if err := h.push(ctx, t, body); err != nil {
-				mu.Lock()
+			health, err := h.push(ctx, t, body)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
 				failed = append(failed, t.PodNumber)
-				mu.Unlock()
+				return
 			}
+			acks = append(acks, Ack{PodNumber: t.PodNumber, Health: health})
 		}(t)
 	}
 	wg.Wait()
 	if len(failed) > 0 {
-		return fmt.Errorf("pod numbers %v did not take version %d after %d attempts; they get it from their next change or when they register again", failed, change.Snapshot.Version, h.Retries+1)
+		sort.Ints(failed)
+		return acks, fmt.Errorf("pod numbers %v did not take version %d after %d attempts; they get it from their next change, their periodic pull or when they register again", failed, change.Snapshot.Version, h.Retries+1)
 	}
-	return nil
+	return acks, nil
 }
 
-func (h *HTTPBroadcaster) push(ctx context.Context, t Target, body []byte) error {
+func (h *HTTPBroadcaster) push(ctx context.Context, t Target, body []byte) (configurator.Health, error) {
+	var health configurator.Health
 	backoff := h.Backoff
 	var last error
 	for attempt := 0; attempt <= h.Retries; attempt++ {
 		if attempt > 0 {
 			select {
 			case <-ctx.Done():
-				return ctx.Err()
+				return health, ctx.Err()
 			case <-time.After(backoff):
 			}
 			backoff *= 2
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.Address+configurator.DefaultPushPath, bytes.NewReader(body))
 		if err != nil {
-			return err
+			return health, err
 		}
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := h.Client.Do(req)
@@ -125,13 +133,20 @@ func (h *HTTPBroadcaster) push(ctx context.Context, t Target, body []byte) error
 			last = err
 			continue
 		}
-		_ = resp.Body.Close()
 		if resp.StatusCode/100 == 2 {
-			return nil
+			// A replica of an older client answers 204 with no body.
+			_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&health)
+			_ = resp.Body.Close()
+			return health, nil
 		}
-		last = fmt.Errorf("HTTP %d", resp.StatusCode)
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		_ = resp.Body.Close()
+		last = fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
+		if resp.StatusCode/100 == 4 {
+			break // refused (a bad signature, say): retrying the same bytes cannot help
+		}
 	}
-	return last
+	return health, last
 }
 
 // Describe: nothing to bind; changes come over HTTP.

@@ -9,6 +9,7 @@ type metrics struct {
 	broadcastErrors *prometheus.CounterVec
 	checkFailures   *prometheus.CounterVec
 	deliverySeconds prometheus.Histogram
+	refused         *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,9 +33,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "switchyard_configurator_delivery_seconds", Help: "From a change to a replica reporting it applied (seen at the next health check).",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_configurator_refused_total",
+			Help: "Requests refused before they touched anything, by reason: unauthenticated (no or bad token), forbidden (SubjectAccessReview said no), identity (a registration not matching the token's pod), limit (too many services or replicas).",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.replicas, m.registrations, m.broadcasts, m.broadcastErrors, m.checkFailures, m.deliverySeconds)
+		reg.MustRegister(m.replicas, m.registrations, m.broadcasts, m.broadcastErrors, m.checkFailures, m.deliverySeconds, m.refused)
 	}
 	return m
 }

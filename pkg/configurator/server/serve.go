@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/switchyard-sched/switchyard/pkg/broker"
+	"github.com/switchyard-sched/switchyard/pkg/probes"
 )
 
 // Config wires a configurator for Serve.
@@ -24,10 +25,18 @@ type Config struct {
 	AMQPURL string
 	// Exchange is the topic exchange of changes; switchyard.config when empty.
 	Exchange string
-	// Auth checks write requests.
-	Auth Authenticator
+	// Security authenticates and authorizes every request; the zero value
+	// reviews tokens for the audience switchyard-configurator and asks
+	// SubjectAccessReview, both through Client.
+	Security Security
 	// Listener serves the API.
 	Listener net.Listener
+	// TLSCertFile and TLSKeyFile are the serving certificate and key (PEM);
+	// both empty serves plain HTTP, which only InsecureHTTP allows.
+	TLSCertFile, TLSKeyFile string
+	// InsecureHTTP serves without TLS: bearer tokens then cross the
+	// network in the clear. For a local demo only.
+	InsecureHTTP bool
 	// Registry receives the metrics; a new one when nil.
 	Registry *prometheus.Registry
 	Options  Options
@@ -35,6 +44,12 @@ type Config struct {
 
 // Serve runs the configurator until ctx ends.
 func Serve(ctx context.Context, cfg Config) error {
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		return errors.New("set both the TLS certificate and key files, or neither")
+	}
+	if cfg.TLSCertFile == "" && !cfg.InsecureHTTP {
+		return errors.New("the configurator serves TLS: give it a certificate and key (or, for a local demo only, allow plain HTTP)")
+	}
 	logger := klog.FromContext(ctx).WithName("configurator")
 	ctx = klog.NewContext(ctx, logger)
 	reg := cfg.Registry
@@ -59,20 +74,36 @@ func Serve(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
-	srv, err := New(ctx, NewStore(cfg.Client, cfg.Namespace), broadcaster, cfg.Auth, reg, cfg.Options)
+	sec := cfg.Security
+	if sec.Authenticator == nil {
+		sec.Authenticator = NewTokenReview(cfg.Client)
+	}
+	if sec.Authorizer == nil {
+		sec.Authorizer = NewSubjectAccessReview(cfg.Client)
+	}
+	if sec.Pods == nil {
+		sec.Pods = cfg.Client
+	}
+	srv, err := New(ctx, NewStore(cfg.Client, cfg.Namespace), broadcaster, sec, reg, cfg.Options)
 	if err != nil {
 		return err
 	}
-	httpServer := &http.Server{Handler: srv.Handler(reg), ReadHeaderTimeout: 5 * time.Second}
-	go srv.Run(ctx)
+	httpServer := probes.HTTPServer(srv.Handler(reg))
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = httpServer.Shutdown(shutdown)
 	}()
-	logger.Info("Configurator serving", "address", cfg.Listener.Addr().String(), "broker", cfg.AMQPURL != "")
-	if err := httpServer.Serve(cfg.Listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	logger.Info("Configurator serving", "address", cfg.Listener.Addr().String(), "tls", cfg.TLSCertFile != "", "broker", cfg.AMQPURL != "")
+	go srv.Run(ctx)
+	if cfg.TLSCertFile == "" {
+		logger.Info("Serving plain HTTP: bearer tokens cross the network in the clear (--insecure-http)")
+		err = httpServer.Serve(cfg.Listener)
+	} else {
+		err = httpServer.ServeTLS(cfg.Listener, cfg.TLSCertFile, cfg.TLSKeyFile)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

@@ -65,6 +65,25 @@ const (
 // configuration, naming the service.
 const ConfiguratorServiceLabel = "switchyard.io/configurator-service"
 
+// What switchyard-configurator authorizes, through SubjectAccessReview: a
+// verb on the resource configurations.switchyard.io, named by the service.
+// No API server serves this resource; RBAC rules name it like any other, so
+// an operator grants "update configurations/web" as they would a built-in.
+const (
+	// ConfiguratorAudience is the audience of the tokens the configurator
+	// accepts (projected service account tokens requested for it), so a
+	// token meant for the API server, or stolen from another service, is
+	// refused.
+	ConfiguratorAudience = "switchyard-configurator"
+	// ConfigurationsResource is the resource of every check.
+	ConfigurationsResource = "configurations"
+	// ConfigurationsGroup is its API group.
+	ConfigurationsGroup = "switchyard.io"
+	// RegisterVerb lets a pod register as a replica of the named service
+	// (and so receive its configuration and pushes).
+	RegisterVerb = "register"
+)
+
 // Objects the coordinator owns.
 const (
 	// ManagedByLabel marks the objects the coordinator owns.
