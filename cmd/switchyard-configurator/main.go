@@ -37,6 +37,8 @@ func main() {
 		removeAfter  = flag.Int("remove-after", 5, "successive failed checks after which a replica is removed and its pod number freed")
 		maxReplicas  = flag.Int("max-replicas", 1000, "most replicas (pod numbers) per service")
 		maxServices  = flag.Int("max-services", 1000, "most services the configurator keeps")
+		leaderElect  = flag.Bool("leader-elect", true, "run as one of several replicas: only the holder of the Lease switchyard-configurator serves, the others stand by (not ready)")
+		identity     = flag.String("leader-elect-identity", envOr("POD_NAME", ""), "this replica's name in the Lease; the host name when empty (env POD_NAME)")
 	)
 	klog.InitFlags(nil)
 	flag.Parse()
@@ -62,6 +64,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "switchyard-configurator:", err)
 		os.Exit(1)
 	}
+	var election *server.LeaderElection
+	if *leaderElect {
+		if *identity == "" {
+			if *identity, err = os.Hostname(); err != nil {
+				fmt.Fprintln(os.Stderr, "switchyard-configurator: --leader-elect-identity:", err)
+				os.Exit(2)
+			}
+		}
+		election = &server.LeaderElection{Identity: *identity}
+	}
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "switchyard-configurator:", err)
@@ -72,7 +84,7 @@ func main() {
 	ctx = klog.NewContext(ctx, klog.Background())
 	err = server.Serve(ctx, server.Config{
 		Client: client, Namespace: *namespace, AMQPURL: *amqpURL, Exchange: *exchange, Listener: lis,
-		TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey, InsecureHTTP: *insecureHTTP,
+		TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey, InsecureHTTP: *insecureHTTP, LeaderElection: election,
 		Security: server.Security{Authenticator: server.NewTokenReview(client, *audience)},
 		Options:  server.Options{CheckInterval: *interval, CheckTimeout: *timeout, RemoveAfter: *removeAfter, MaxPodNumber: *maxReplicas, MaxServices: *maxServices},
 	})

@@ -5,11 +5,16 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/klog/v2"
 
 	"github.com/switchyard-sched/switchyard/pkg/broker"
@@ -40,6 +45,8 @@ type Config struct {
 	// Registry receives the metrics; a new one when nil.
 	Registry *prometheus.Registry
 	Options  Options
+	// LeaderElection, when set, runs this configurator as one of several.
+	LeaderElection *LeaderElection
 }
 
 // Serve runs the configurator until ctx ends.
@@ -84,27 +91,146 @@ func Serve(ctx context.Context, cfg Config) error {
 	if sec.Pods == nil {
 		sec.Pods = cfg.Client
 	}
-	srv, err := New(ctx, NewStore(cfg.Client, cfg.Namespace), broadcaster, sec, reg, cfg.Options)
+	store := NewStore(cfg.Client, cfg.Namespace)
+	// The API is served by the active configurator: this one at once, or,
+	// with leader election, this one while it holds the lease. Until then
+	// the API answers 503 and /readyz says not ready, so a Service sends
+	// every call to the leader.
+	var active atomic.Pointer[Server]
+	api := http.NewServeMux()
+	api.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	api.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if active.Load() == nil {
+			http.Error(w, "not the leader", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	api.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		srv := active.Load()
+		if srv == nil {
+			writeError(w, http.StatusServiceUnavailable, "this switchyard-configurator replica is not the leader (it only stands by): call the switchyard-configurator Service, which routes to the ready leader, and retry")
+			return
+		}
+		srv.Handler().ServeHTTP(w, r)
+	})
+	httpServer := probes.HTTPServer(api)
+	serveErr := make(chan error, 1)
+	go func() {
+		if cfg.TLSCertFile == "" {
+			logger.Info("Serving plain HTTP: bearer tokens cross the network in the clear (--insecure-http)")
+			serveErr <- httpServer.Serve(cfg.Listener)
+		} else {
+			serveErr <- httpServer.ServeTLS(cfg.Listener, cfg.TLSCertFile, cfg.TLSKeyFile)
+		}
+	}()
+	logger.Info("Configurator serving", "address", cfg.Listener.Addr().String(), "tls", cfg.TLSCertFile != "", "broker", cfg.AMQPURL != "", "leaderElection", cfg.LeaderElection != nil)
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	lead := func(ctx context.Context) {
+		// Everything from the store, now: a new leader starts from the last
+		// value every write stored before it answered.
+		srv, err := New(ctx, store, broadcaster, sec, reg, cfg.Options)
+		if err != nil {
+			stop(err)
+			return
+		}
+		active.Store(srv)
+		srv.Run(ctx)
+	}
+	if le := cfg.LeaderElection; le != nil {
+		go func() { stop(le.run(runCtx, cfg.Client, cfg.Namespace, lead, func() { active.Store(nil) })) }()
+	} else {
+		go func() { lead(runCtx); stop(nil) }()
+	}
+	var runErr error
+	select {
+	case <-runCtx.Done():
+		if cause := context.Cause(runCtx); !errors.Is(cause, context.Canceled) {
+			runErr = cause
+		}
+	case runErr = <-serveErr:
+	}
+	stop(nil)
+	active.Store(nil)
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = httpServer.Shutdown(shutdown)
+	if runErr != nil && !errors.Is(runErr, http.ErrServerClosed) {
+		return runErr
+	}
+	return nil
+}
+
+// LeaderElection makes a configurator one of several replicas: only the
+// holder of the Lease serves (registry, health checks, writes, reads); the
+// others stand by, not ready, and take over when the lease expires. The
+// registry is rebuilt as replicas register again (their heartbeat finds
+// themselves unknown), keeping their pod numbers; values are in ConfigMaps.
+type LeaderElection struct {
+	// Identity names this configurator in the Lease (its pod name).
+	Identity string
+	// LeaseName is the Lease in the configurator's namespace;
+	// switchyard-configurator when empty.
+	LeaseName string
+	// LeaseDuration, RenewDeadline and RetryPeriod as in client-go; 15s,
+	// 10s and 2s when zero.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+}
+
+// errLostLease ends a configurator that lost its lease: it restarts as a
+// standby rather than serve with a registry it no longer owns.
+var errLostLease = errors.New("lost the configurator lease")
+
+func (le *LeaderElection) run(ctx context.Context, client kubernetes.Interface, namespace string, lead func(context.Context), standBy func()) error {
+	logger := klog.FromContext(ctx)
+	name := le.LeaseName
+	if name == "" {
+		name = "switchyard-configurator"
+	}
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Client:     client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: le.Identity},
+	}
+	orDefault := func(d, def time.Duration) time.Duration {
+		if d <= 0 {
+			return def
+		}
+		return d
+	}
+	var led atomic.Bool
+	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   orDefault(le.LeaseDuration, 15*time.Second),
+		RenewDeadline:   orDefault(le.RenewDeadline, 10*time.Second),
+		RetryPeriod:     orDefault(le.RetryPeriod, 2*time.Second),
+		ReleaseOnCancel: true,
+		Name:            name,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				led.Store(true)
+				logger.Info("Leading: serving the configurator API", "identity", le.Identity)
+				lead(ctx)
+			},
+			OnStoppedLeading: func() {
+				standBy()
+				logger.Info("Stopped leading", "identity", le.Identity)
+			},
+			OnNewLeader: func(identity string) {
+				if identity != le.Identity {
+					logger.Info("Standing by", "leader", identity)
+				}
+			},
+		},
+	})
 	if err != nil {
 		return err
 	}
-	httpServer := probes.HTTPServer(srv.Handler(reg))
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = httpServer.Shutdown(shutdown)
-	}()
-	logger.Info("Configurator serving", "address", cfg.Listener.Addr().String(), "tls", cfg.TLSCertFile != "", "broker", cfg.AMQPURL != "")
-	go srv.Run(ctx)
-	if cfg.TLSCertFile == "" {
-		logger.Info("Serving plain HTTP: bearer tokens cross the network in the clear (--insecure-http)")
-		err = httpServer.Serve(cfg.Listener)
-	} else {
-		err = httpServer.ServeTLS(cfg.Listener, cfg.TLSCertFile, cfg.TLSKeyFile)
-	}
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	elector.Run(ctx)
+	if led.Load() && ctx.Err() == nil {
+		return errLostLease
 	}
 	return nil
 }

@@ -28,7 +28,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -84,6 +83,9 @@ type Server struct {
 	// replica.
 	mu       sync.Mutex
 	services map[string]*service
+
+	handlerOnce sync.Once
+	handler     http.Handler
 }
 
 type service struct {
@@ -166,8 +168,13 @@ var serviceName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$`)
 // keyName is what a configuration key may be.
 var keyName = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]{0,250}[A-Za-z0-9])?$`)
 
-// Handler serves the API, /healthz and /metrics.
-func (s *Server) Handler(reg prometheus.Gatherer) http.Handler {
+// Handler serves the API.
+func (s *Server) Handler() http.Handler {
+	s.handlerOnce.Do(func() { s.handler = s.newHandler() })
+	return s.handler
+}
+
+func (s *Server) newHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+configurator.RegisterPath, s.guard("", s.register))
 	mux.HandleFunc("GET "+configurator.ServicesPath, s.guard("list", s.listServices))
@@ -176,10 +183,6 @@ func (s *Server) Handler(reg prometheus.Gatherer) http.Handler {
 	mux.HandleFunc("GET "+configurator.ServicesPath+"/{service}/config", s.guard("get", s.getConfig))
 	mux.HandleFunc("GET "+configurator.ServicesPath+"/{service}/rollout", s.guard("get", s.rollout))
 	mux.HandleFunc("PUT "+configurator.ServicesPath+"/{service}/config", s.guard("update", s.setConfig))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	if reg != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	}
 	return mux
 }
 
