@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"sigs.k8s.io/yaml"
 
 	"github.com/switchyard-sched/switchyard/pkg/configurator"
 )
@@ -149,6 +150,31 @@ func addConfiguratorCommands(root *cobra.Command, streams genericiooptions.IOStr
 			return PrintRollout(streams.Out, st, output)
 		},
 	}
+	schema := &cobra.Command{
+		Use:   "schema SERVICE FILE",
+		Short: "Set what a service's values may be (types, ranges, enums, patterns); changes that do not fit are refused",
+		Long: "Set what a service's values may be, from a JSON or YAML file such as\n" +
+			"  keys:\n    log-level: {type: string, enum: [debug, info, warn]}\n    pool: {type: integer, minimum: 1, maximum: 100}\n" +
+			"Types: string (pattern), integer, number, boolean, duration (bounds in seconds). Keys the schema does not name\n" +
+			"are refused unless allowOtherKeys is true. The service's current values must fit.",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[1])
+			if err != nil {
+				return err
+			}
+			var s configurator.Schema
+			if err := yaml.UnmarshalStrict(data, &s); err != nil {
+				return fmt.Errorf("%s: %w", args[1], err)
+			}
+			var resp configurator.SetResponse
+			if err := flags.call(cmd.Context(), http.MethodPut, configurator.ServicesPath+"/"+args[0]+"/schema", s, &resp); err != nil {
+				return err
+			}
+			fmt.Fprintf(streams.Out, "%s: schema set at version %d\n", args[0], resp.Version)
+			return nil
+		},
+	}
 	var wait time.Duration
 	set := &cobra.Command{
 		Use:   "set SERVICE [--pod N] [--wait[=TIMEOUT]] KEY=VALUE...",
@@ -191,7 +217,7 @@ func addConfiguratorCommands(root *cobra.Command, streams genericiooptions.IOStr
 	for _, c := range []*cobra.Command{services, pods, get, status} {
 		c.Flags().StringVarP(&output, "output", "o", "", "output format: json")
 	}
-	config.AddCommand(get, set, status)
+	config.AddCommand(get, set, status, schema)
 	for _, c := range []*cobra.Command{services, pods, config} {
 		flags.add(c)
 		root.AddCommand(c)

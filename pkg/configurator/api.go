@@ -12,9 +12,9 @@
 // reviews it (TokenReview) and authorizes the call per service
 // (SubjectAccessReview on configurations.switchyard.io). A replica registers
 // with a token bound to its own pod, and only as that pod, at that pod's IP.
-// Every change the configurator sends is signed with its Ed25519 key, which
-// a replica learns when it registers (over TLS), so a push from anyone else
-// is refused.
+// Every change the configurator sends carries an HMAC under the replica's
+// own push key, which the replica gets when it registers (over TLS), so a
+// push from anyone else, another replica included, is refused.
 package configurator
 
 import (
@@ -30,7 +30,8 @@ const (
 	// ServicesPath: GET []ServiceInfo; ServicesPath+"/{service}/replicas"
 	// GET []ReplicaInfo; ServicesPath+"/{service}/config" GET Snapshot, PUT
 	// SetRequest answered with SetResponse; ServicesPath+"/{service}/rollout"
-	// GET RolloutStatus.
+	// GET RolloutStatus; ServicesPath+"/{service}/schema" PUT Schema
+	// answered with SetResponse.
 	ServicesPath = "/v1/services"
 	// DefaultHealthPath is where Client serves health; the configurator
 	// GETs it and reads Health.
@@ -73,9 +74,9 @@ type RegisterResponse struct {
 	Namespace string   `json:"namespace"`
 	Pod       string   `json:"pod"`
 	Snapshot  Snapshot `json:"snapshot"`
-	// SigningKey is the configurator's Ed25519 public key: the replica
-	// accepts a change only when it carries a signature made with it.
-	SigningKey []byte `json:"signingKey"`
+	// PushKey is this registration's own key: the replica accepts a change
+	// only when it carries an HMAC made with it (see SignedChange).
+	PushKey []byte `json:"pushKey"`
 	// AMQPExchange and RoutingKeys, when the configurator broadcasts over
 	// RabbitMQ: bind an exclusive queue to the exchange with these keys.
 	AMQPExchange string   `json:"amqpExchange,omitempty"`
@@ -94,6 +95,8 @@ type Snapshot struct {
 	Version int64                        `json:"version"`
 	Values  map[string]string            `json:"values"`
 	Pods    map[string]map[string]string `json:"pods,omitempty"`
+	// Schema, when set, is what every value must fit.
+	Schema *Schema `json:"schema,omitempty"`
 }
 
 // For returns the configuration pod number n sees.

@@ -3,7 +3,6 @@ package configurator
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -67,14 +66,14 @@ type Client struct {
 	opts   ClientOptions
 	logger klog.Logger
 
-	mu         sync.Mutex
-	podNumber  int
-	numbered   bool
-	pod        string
-	epoch      string
-	applied    int64
-	config     map[string]string
-	signingKey ed25519.PublicKey
+	mu        sync.Mutex
+	podNumber int
+	numbered  bool
+	pod       string
+	epoch     string
+	applied   int64
+	config    map[string]string
+	pushKey   []byte
 	// applying serialises OnChange calls.
 	applying sync.Mutex
 	amqp     *broker.AMQP
@@ -188,17 +187,18 @@ func (c *Client) Handler() http.Handler {
 	return mux
 }
 
-// Receive takes a pushed change (HTTP or RabbitMQ): it must be signed by the
-// configurator this replica registered with and be for its service. The next
+// Receive takes a pushed change (HTTP or RabbitMQ): it must carry this
+// replica's MAC from the configurator it registered with and be for its
+// service. The next
 // version is applied as it came; one from another epoch, or beyond a gap
 // (the replica missed something, or somebody claims a version far ahead), is
 // only a reason to pull the whole configuration from the configurator, which
 // is what the replica then applies.
 func (c *Client) Receive(ctx context.Context, signed SignedChange) error {
 	c.mu.Lock()
-	key := c.signingKey
+	key, n := c.pushKey, c.podNumber
 	c.mu.Unlock()
-	change, err := signed.Open(key)
+	change, err := signed.Open(n, key)
 	if err != nil {
 		return err
 	}
@@ -297,7 +297,7 @@ func (c *Client) registerWithRetry(ctx context.Context) (RegisterResponse, error
 				c.applied = -1 // another number: recompute from the snapshot
 			}
 			c.podNumber, c.numbered = resp.PodNumber, true
-			c.pod, c.signingKey = resp.Pod, ed25519.PublicKey(resp.SigningKey)
+			c.pod, c.pushKey = resp.Pod, resp.PushKey
 			c.mu.Unlock()
 			c.Adopt(ctx, resp.Snapshot)
 			c.logger.V(2).Info("Registered", "podNumber", resp.PodNumber, "epoch", resp.Snapshot.Epoch, "version", resp.Snapshot.Version)

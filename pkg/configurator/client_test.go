@@ -3,8 +3,6 @@ package configurator
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,8 +71,8 @@ func TestApplyOnlyWhatIsMeantForThisPod(t *testing.T) {
 // TestReceive: what a pushed change does, by signature, service, epoch and
 // version. The configurator's GET answers "a"/7 to every pull.
 func TestReceive(t *testing.T) {
-	pub, key, _ := ed25519.GenerateKey(rand.Reader)
-	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
+	key, _ := NewPushKey()
+	otherKey, _ := NewPushKey()
 	var pulls atomic.Int32
 	configurator := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != ServicesPath+"/s/config" || r.Header.Get("Authorization") != "Bearer t" {
@@ -85,13 +83,7 @@ func TestReceive(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(snapshot("a", 7))
 	}))
 	defer configurator.Close()
-	sign := func(k ed25519.PrivateKey, snap Snapshot) SignedChange {
-		s, err := Sign(k, Change{Snapshot: snap})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	sign := func(k []byte, snap Snapshot) SignedChange { return signFor(0, k, snap) }
 	for _, tc := range []struct {
 		name        string
 		change      SignedChange
@@ -106,13 +98,14 @@ func TestReceive(t *testing.T) {
 		{"huge version pulls, never pins", sign(key, snapshot("a", math.MaxInt64)), nil, 7, 1},
 		{"new epoch pulls", sign(key, snapshot("b", 1)), nil, 7, 1},
 		{"signed by another key", sign(otherKey, snapshot("a", 3)), ErrBadSignature, 2, 0},
+		{"signed for another pod number", signFor(1, key, snapshot("a", 3)), ErrBadSignature, 2, 0},
 		{"unsigned", SignedChange{Change: mustJSON(Change{Snapshot: snapshot("a", 3)})}, ErrBadSignature, 2, 0},
-		{"signature of other bytes", SignedChange{Change: mustJSON(Change{Snapshot: snapshot("a", 3)}), Signature: sign(key, snapshot("a", 4)).Signature}, ErrBadSignature, 2, 0},
+		{"signature of other bytes", SignedChange{Change: mustJSON(Change{Snapshot: snapshot("a", 3)}), MACs: sign(key, snapshot("a", 4)).MACs}, ErrBadSignature, 2, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var seen []int64
 			c := newTestClient(t, configurator.URL, &seen)
-			c.signingKey = pub
+			c.pushKey, c.numbered = key, true
 			c.Adopt(context.Background(), snapshot("a", 2))
 			pulls.Store(0)
 			err := c.Receive(context.Background(), tc.change)
@@ -132,13 +125,13 @@ func TestReceive(t *testing.T) {
 // TestPushEndpoint: the HTTP push answers 403 to a forged change and
 // reports the applied version after a real one.
 func TestPushEndpoint(t *testing.T) {
-	pub, key, _ := ed25519.GenerateKey(rand.Reader)
-	_, forger, _ := ed25519.GenerateKey(rand.Reader)
+	key, _ := NewPushKey()
+	forger, _ := NewPushKey()
 	var seen []int64
 	c := newTestClient(t, "http://x", &seen)
-	c.signingKey = pub
-	push := func(k ed25519.PrivateKey, snap Snapshot) (int, Health) {
-		signed, _ := Sign(k, Change{Snapshot: snap})
+	c.pushKey = key
+	push := func(k []byte, snap Snapshot) (int, Health) {
+		signed := signFor(0, k, snap)
 		rec := httptest.NewRecorder()
 		c.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, DefaultPushPath, bytes.NewReader(mustJSON(signed))))
 		var h Health
@@ -162,4 +155,10 @@ func mustJSON(v any) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// signFor is the SignedChange of snap for pod number n under key.
+func signFor(n int, key []byte, snap Snapshot) SignedChange {
+	payload := mustJSON(Change{Snapshot: snap})
+	return SignedChange{Change: payload, MACs: map[string][]byte{fmt.Sprint(n): MAC(key, payload)}}
 }

@@ -1,43 +1,57 @@
 package configurator
 
 import (
-	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // SignedChange is what travels to replicas, over HTTP push and over
-// RabbitMQ alike: the Change as JSON and the configurator's Ed25519
-// signature of exactly those bytes. One signature serves every replica and
-// both transports; no replica holds anything that could sign, so a replica
-// cannot forge a change for its siblings either.
+// RabbitMQ alike: the Change as JSON, and for each replica it is meant for
+// an HMAC-SHA256 of exactly those bytes under that replica's own push key.
+// The configurator hands each replica a fresh key when it registers (over
+// TLS), so a push from anyone else, and from one replica to another, is
+// refused. An HTTP push carries the replica's MAC only; a RabbitMQ message,
+// one MAC per replica bound to it.
 type SignedChange struct {
-	Change    json.RawMessage `json:"change"`
-	Signature []byte          `json:"signature"`
+	Change json.RawMessage `json:"change"`
+	// MACs by pod number.
+	MACs map[string][]byte `json:"macs"`
 }
 
-// Sign makes the SignedChange of change.
-func Sign(key ed25519.PrivateKey, change Change) (SignedChange, error) {
-	payload, err := json.Marshal(change)
-	if err != nil {
-		return SignedChange{}, err
-	}
-	return SignedChange{Change: payload, Signature: ed25519.Sign(key, payload)}, nil
+// PushKeySize is the length of a replica's push key.
+const PushKeySize = 32
+
+// NewPushKey makes a replica's push key.
+func NewPushKey() ([]byte, error) {
+	key := make([]byte, PushKeySize)
+	_, err := rand.Read(key)
+	return key, err
 }
 
-// ErrBadSignature: the change was not signed by the configurator this
-// replica registered with.
-var ErrBadSignature = errors.New("change not signed by the configurator this replica registered with")
+// MAC authenticates payload for the replica holding key.
+func MAC(key, payload []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(payload)
+	return m.Sum(nil)
+}
 
-// Open checks the signature with the configurator's public key and
-// decodes the change.
-func (s SignedChange) Open(key ed25519.PublicKey) (Change, error) {
+// ErrBadSignature: the change was not authenticated for this replica by
+// the configurator it registered with.
+var ErrBadSignature = errors.New("change not signed for this replica by the configurator it registered with")
+
+// Open checks the MAC for pod number n with its key and decodes the change.
+func (s SignedChange) Open(n int, key []byte) (Change, error) {
 	var change Change
-	if len(key) != ed25519.PublicKeySize {
-		return change, errors.New("no signing key yet: the replica has not registered")
+	if len(key) != PushKeySize {
+		return change, errors.New("no push key yet: the replica has not registered")
 	}
-	if !ed25519.Verify(key, s.Change, s.Signature) {
+	mac, ok := s.MACs[strconv.Itoa(n)]
+	if !ok || !hmac.Equal(mac, MAC(key, s.Change)) {
 		return change, ErrBadSignature
 	}
 	if err := json.Unmarshal(s.Change, &change); err != nil {

@@ -569,6 +569,38 @@ func TestConfiguratorBadInput(t *testing.T) {
 	if v := r.client.AppliedVersion(); v != 0 {
 		t.Errorf("rejected requests changed the configuration: version %d", v)
 	}
+
+	// A schema: values that do not fit are refused before anything is
+	// stored or sent; a schema the current values do not fit is refused.
+	setConfig(t, rc, "shop", nil, map[string]string{"currency": "EUR"})
+	schema := configurator.Schema{Keys: map[string]configurator.KeySchema{
+		"currency": {Type: configurator.TypeString, Enum: []string{"EUR", "USD"}},
+		"pool":     {Type: configurator.TypeInteger, Minimum: new(1.0)},
+	}}
+	strict := configurator.Schema{Keys: map[string]configurator.KeySchema{"pool": {Type: configurator.TypeInteger}}}
+	for _, tc := range []struct {
+		name, path string
+		body       any
+		status     int
+		mention    string
+	}{
+		{"a schema the current values do not fit", configurator.ServicesPath + "/shop/schema", strict, 400, `key "currency" is not in the service's schema`},
+		{"a schema that cannot be met", configurator.ServicesPath + "/shop/schema", `{"keys": {"pool": {"type": "int"}}}`, 400, `type "int"`},
+		{"the schema", configurator.ServicesPath + "/shop/schema", schema, 200, ""},
+		{"a value out of range", config, `{"values": {"pool": "0"}}`, 400, "below the minimum 1"},
+		{"a value not in the enum", config, `{"values": {"currency": "GBP"}}`, 400, "not one of EUR, USD"},
+		{"an unknown key", config, `{"values": {"colour": "red"}}`, 400, `key "colour" is not in the service's schema`},
+		{"a value that fits", config, `{"values": {"pool": "8"}}`, 200, ""},
+	} {
+		status, body := rc.do(t, http.MethodPut, tc.path, w, tc.body)
+		if status != tc.status || !strings.Contains(errorOf(body), tc.mention) {
+			t.Errorf("%s: HTTP %d %q, want %d mentioning %q", tc.name, status, errorOf(body), tc.status, tc.mention)
+		}
+	}
+	waitFor(ctx, t, "only the changes that fit", 10*time.Second, func() bool { return r.last().config["pool"] == "8" })
+	if got := r.last().config; got["currency"] != "EUR" || got["colour"] != "" {
+		t.Errorf("the replica runs %v, want currency=EUR pool=8 and nothing refused", got)
+	}
 }
 
 // BenchmarkConfiguratorBroadcast measures, for 10, 100 and 200 replicas,

@@ -2,8 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -157,12 +155,11 @@ func TestConfiguratorReplicaIdentity(t *testing.T) {
 	}
 
 	// Pushes from anyone but the configurator are refused.
-	_, forger, _ := ed25519.GenerateKey(rand.Reader)
+	forger, _ := configurator.NewPushKey()
 	pinned := configurator.Change{Snapshot: configurator.Snapshot{Service: "web", Version: math.MaxInt64, Values: map[string]string{"mode": "evil"}}}
-	signed, _ := configurator.Sign(forger, pinned)
-	unsigned, _ := json.Marshal(pinned)
-	forged, _ := json.Marshal(signed)
-	for name, body := range map[string][]byte{"unsigned (as pushed before)": unsigned, "signed by another key": forged} {
+	payload, _ := json.Marshal(pinned)
+	forged, _ := json.Marshal(configurator.SignedChange{Change: payload, MACs: map[string][]byte{"0": configurator.MAC(forger, payload)}})
+	for name, body := range map[string][]byte{"unsigned (as pushed before)": payload, "signed with another key": forged} {
 		status, answer := doJSON(t, http.MethodPost, victim.server.URL+configurator.DefaultPushPath, "", body)
 		if status != http.StatusForbidden {
 			t.Errorf("push %s: HTTP %d %s, want 403", name, status, answer)

@@ -63,6 +63,14 @@ func (c *Cluster) IdentityPod(ctx context.Context, namespace, name, account, ip 
 	pod := Pod(namespace, name, PodSpec{SchedulerName: UnscheduledSchedulerName})
 	pod.Spec.ServiceAccountName = account
 	created, err := c.Client.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		// Made by an earlier run of the same test (go test -count, or a
+		// benchmark's rounds): the same identity.
+		created, err = c.Client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err == nil && created.Spec.ServiceAccountName != account {
+			return nil, fmt.Errorf("pod %s/%s exists and runs as %s, not %s", namespace, name, created.Spec.ServiceAccountName, account)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

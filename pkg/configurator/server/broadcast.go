@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -19,10 +20,11 @@ import (
 // over RabbitMQ (a topic exchange, one exclusive queue per replica) and over
 // HTTP (the configurator pushes to each replica with retries).
 type Broadcaster interface {
-	// Broadcast delivers body (a SignedChange as JSON) of change to targets,
-	// the healthy replicas it is for. It returns what replicas answered
-	// they applied, when the transport tells (HTTP push does).
-	Broadcast(ctx context.Context, change configurator.Change, body []byte, targets []Target) ([]Ack, error)
+	// Broadcast delivers change (payload is its JSON) to targets, the
+	// replicas it is for, each authenticated with its own push key. It
+	// returns what replicas answered they applied, when the transport tells
+	// (HTTP push does).
+	Broadcast(ctx context.Context, change configurator.Change, payload []byte, targets []Target) ([]Ack, error)
 	// Describe tells a registering replica how to receive changes.
 	Describe(service string, podNumber int) (exchange string, keys []string)
 }
@@ -37,6 +39,20 @@ type Ack struct {
 type Target struct {
 	PodNumber int
 	Address   string
+	// Key is the replica's push key.
+	Key []byte
+	// Healthy replicas are pushed to; pruned ones are not (they pull), but
+	// a broker message carries their MAC too, for when they read it.
+	Healthy bool
+}
+
+// signed is the SignedChange of payload for targets, as JSON.
+func signed(payload []byte, targets []Target) ([]byte, error) {
+	sc := configurator.SignedChange{Change: payload, MACs: make(map[string][]byte, len(targets))}
+	for _, t := range targets {
+		sc.MACs[strconv.Itoa(t.PodNumber)] = configurator.MAC(t.Key, payload)
+	}
+	return json.Marshal(sc)
 }
 
 // AMQPBroadcaster publishes changes to a topic exchange with routing key
@@ -57,8 +73,12 @@ func NewAMQPBroadcaster(ctx context.Context, b broker.Broker, exchange string) (
 
 // Broadcast publishes once; the broker fans out. A change no replica is
 // bound for (unroutable) is not an error: nobody is listening yet.
-func (a *AMQPBroadcaster) Broadcast(ctx context.Context, change configurator.Change, body []byte, _ []Target) ([]Ack, error) {
-	err := a.Broker.Publish(ctx, a.Exchange, configurator.RoutingKey(change.Snapshot.Service, change.Target), broker.Message{
+func (a *AMQPBroadcaster) Broadcast(ctx context.Context, change configurator.Change, payload []byte, targets []Target) ([]Ack, error) {
+	body, err := signed(payload, targets)
+	if err != nil {
+		return nil, err
+	}
+	err = a.Broker.Publish(ctx, a.Exchange, configurator.RoutingKey(change.Snapshot.Service, change.Target), broker.Message{
 		ContentType: "application/json", Type: "switchyard.io/config-change", Body: body,
 	})
 	if err != nil && !isUnroutable(err) {
@@ -81,17 +101,27 @@ type HTTPBroadcaster struct {
 
 // Broadcast pushes to every target in parallel and reports the replicas
 // that did not take it after every retry.
-func (h *HTTPBroadcaster) Broadcast(ctx context.Context, change configurator.Change, body []byte, targets []Target) ([]Ack, error) {
+func (h *HTTPBroadcaster) Broadcast(ctx context.Context, change configurator.Change, payload []byte, targets []Target) ([]Ack, error) {
 	var mu sync.Mutex
 	var failed []int
 	acks := make([]Ack, 0, len(targets))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
 	for _, t := range targets {
+		if !t.Healthy {
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func(t Target) {
 			defer func() { <-sem; wg.Done() }()
+			body, err := signed(payload, []Target{t})
+			if err != nil {
+				mu.Lock()
+				failed = append(failed, t.PodNumber)
+				mu.Unlock()
+				return
+			}
 			health, err := h.push(ctx, t, body)
 			mu.Lock()
 			defer mu.Unlock()
@@ -136,6 +166,7 @@ func (h *HTTPBroadcaster) push(ctx context.Context, t Target, body []byte) (conf
 		if resp.StatusCode/100 == 2 {
 			// A replica of an older client answers 204 with no body.
 			_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&health)
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16)) // drained: the connection is reused
 			_ = resp.Body.Close()
 			return health, nil
 		}

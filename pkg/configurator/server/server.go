@@ -10,8 +10,6 @@ package server
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,8 +63,6 @@ type Security struct {
 	Authorizer Authorizer
 	// Pods looks up the pod a registering replica's token is bound to.
 	Pods kubernetes.Interface
-	// SigningKey signs every change sent to replicas; a new one when nil.
-	SigningKey ed25519.PrivateKey
 }
 
 // Server is the configurator.
@@ -107,19 +103,14 @@ type replica struct {
 	configurator.ReplicaInfo
 	uid        string
 	healthPath string
+	// pushKey authenticates changes to this replica, and only to it.
+	pushKey []byte
 }
 
 // New loads every stored configuration and returns a configurator.
 func New(ctx context.Context, store *Store, broadcaster Broadcaster, sec Security, reg prometheus.Registerer, opts Options) (*Server, error) {
 	if sec.Authenticator == nil || sec.Authorizer == nil || sec.Pods == nil {
 		return nil, errors.New("the configurator needs an authenticator, an authorizer and a client to look up pods")
-	}
-	if sec.SigningKey == nil {
-		_, key, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		sec.SigningKey = key
 	}
 	if opts.CheckInterval <= 0 {
 		opts.CheckInterval = 2 * time.Second
@@ -183,6 +174,7 @@ func (s *Server) newHandler() http.Handler {
 	mux.HandleFunc("GET "+configurator.ServicesPath+"/{service}/config", s.guard("get", s.getConfig))
 	mux.HandleFunc("GET "+configurator.ServicesPath+"/{service}/rollout", s.guard("get", s.rollout))
 	mux.HandleFunc("PUT "+configurator.ServicesPath+"/{service}/config", s.guard("update", s.setConfig))
+	mux.HandleFunc("PUT "+configurator.ServicesPath+"/{service}/schema", s.guard("update", s.setSchema))
 	return mux
 }
 
@@ -314,14 +306,21 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, id *Identity) 
 		s.refuse(w, http.StatusConflict, "limit", fmt.Sprintf("service %s has %d replicas, the most this configurator numbers (--max-replicas)", req.Service, s.opts.MaxPodNumber))
 		return
 	}
+	pushKey, err := configurator.NewPushKey()
+	if err != nil {
+		s.mu.Unlock()
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
 	svc.replicas[number] = &replica{
 		ReplicaInfo: configurator.ReplicaInfo{PodNumber: number, Namespace: pod.Namespace, Pod: pod.Name, Address: address,
 			State: configurator.StateHealthy, LastSeen: time.Now(), AppliedEpoch: svc.snapshot.Epoch, AppliedVersion: svc.snapshot.Version},
 		uid:        string(pod.UID),
 		healthPath: req.HealthPath,
+		pushKey:    pushKey,
 	}
 	resp := configurator.RegisterResponse{PodNumber: number, Namespace: pod.Namespace, Pod: pod.Name, Snapshot: cloneSnapshot(svc.snapshot),
-		SigningKey: s.security.SigningKey.Public().(ed25519.PublicKey)}
+		PushKey: pushKey}
 	s.mu.Unlock()
 	resp.AMQPExchange, resp.RoutingKeys = s.broadcaster.Describe(req.Service, number)
 	s.metrics.registrations.WithLabelValues(req.Service).Inc()
@@ -564,26 +563,73 @@ func (s *Server) setConfig(w http.ResponseWriter, r *http.Request, _ *Identity) 
 	}
 	s.mu.Unlock()
 
+	s.change(w, r, svc, req.Pod, func(snap configurator.Snapshot) (configurator.Snapshot, error) { return applyRequest(snap, req) })
+}
+
+// setSchema sets (or replaces) the service's schema; the values it holds
+// must fit it.
+func (s *Server) setSchema(w http.ResponseWriter, r *http.Request, _ *Identity) {
+	name := r.PathValue("service")
+	var schema configurator.Schema
+	if err := decode(r, &schema); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := schema.Check(); err != nil {
+		writeError(w, http.StatusBadRequest, "schema: "+err.Error())
+		return
+	}
+	s.mu.Lock()
+	svc, known := s.services[name]
+	if !known {
+		if len(s.services) >= s.opts.MaxServices {
+			s.mu.Unlock()
+			s.refuse(w, http.StatusConflict, "limit", fmt.Sprintf("the configurator keeps %d services, the most it may (--max-services)", s.opts.MaxServices))
+			return
+		}
+		svc = newService(configurator.Snapshot{Service: name})
+		s.services[name] = svc
+	}
+	s.mu.Unlock()
+	s.change(w, r, svc, nil, func(snap configurator.Snapshot) (configurator.Snapshot, error) {
+		next := cloneSnapshot(snap)
+		next.Version++
+		next.Schema = &schema
+		return next, validateSnapshot(next)
+	})
+}
+
+// invalidChange is a change the service's schema refuses: 400, nothing
+// stored or sent.
+type invalidChange struct{ error }
+
+// change makes one stored, signed and broadcast change of svc: mutate makes
+// the next snapshot from the stored one (an invalidChange is answered 400),
+// pod is who it is meant for (nil: every replica).
+func (s *Server) change(w http.ResponseWriter, r *http.Request, svc *service, pod *int, mutate func(configurator.Snapshot) (configurator.Snapshot, error)) {
+	name := r.PathValue("service")
 	svc.write.Lock()
-	next, err := s.commit(r.Context(), svc, req)
+	next, err := s.commit(r.Context(), svc, pod, mutate)
+	var invalid invalidChange
+	if errors.As(err, &invalid) {
+		svc.write.Unlock()
+		writeError(w, http.StatusBadRequest, invalid.Error())
+		return
+	}
 	if err != nil {
 		svc.write.Unlock()
 		writeError(w, http.StatusServiceUnavailable, "storing the change: "+err.Error())
 		return
 	}
-	change := configurator.Change{Target: req.Pod, Snapshot: next, SentAt: time.Now()}
-	signed, err := configurator.Sign(s.security.SigningKey, change)
-	var body []byte
-	if err == nil {
-		body, err = json.Marshal(signed)
-	}
+	change := configurator.Change{Target: pod, Snapshot: next, SentAt: time.Now()}
+	payload, err := json.Marshal(change)
 	if err != nil {
 		svc.write.Unlock()
-		writeError(w, http.StatusInternalServerError, "signing the change: "+err.Error())
+		writeError(w, http.StatusInternalServerError, "encoding the change: "+err.Error())
 		return
 	}
 	s.mu.Lock()
-	targets := s.targets(svc, req.Pod)
+	targets := s.targets(svc, pod)
 	svc.sent[next.Version] = change.SentAt
 	for v := range svc.sent {
 		if v < next.Version-100 {
@@ -594,9 +640,9 @@ func (s *Server) setConfig(w http.ResponseWriter, r *http.Request, _ *Identity) 
 	svc.write.Unlock()
 	// Deliveries of two changes may overtake each other: a replica ignores
 	// an older version and pulls when it sees a gap.
-	acks, err := s.broadcaster.Broadcast(r.Context(), change, body, targets)
+	acks, err := s.broadcaster.Broadcast(r.Context(), change, payload, targets)
 	scope := "service"
-	if req.Pod != nil {
+	if pod != nil {
 		scope = "pod"
 	}
 	s.metrics.broadcasts.WithLabelValues(name, scope).Inc()
@@ -621,15 +667,18 @@ func (s *Server) setConfig(w http.ResponseWriter, r *http.Request, _ *Identity) 
 // write that landed is taken as done, otherwise the stored snapshot is
 // adopted (a new epoch when the ConfigMap is gone) and the change made again
 // on top of it. Callers hold svc.write.
-func (s *Server) commit(ctx context.Context, svc *service, req configurator.SetRequest) (configurator.Snapshot, error) {
+func (s *Server) commit(ctx context.Context, svc *service, pod *int, mutate func(configurator.Snapshot) (configurator.Snapshot, error)) (configurator.Snapshot, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		s.mu.Lock()
-		next := applyRequest(svc.snapshot, req)
+		next, err := mutate(svc.snapshot)
 		s.mu.Unlock()
+		if err != nil {
+			return next, invalidChange{err}
+		}
 		stored, err := s.store.Save(ctx, next)
 		if err == nil {
-			s.adopt(svc, stored, req.Pod)
+			s.adopt(svc, stored, pod)
 			return stored, nil
 		}
 		lastErr = err
@@ -639,7 +688,7 @@ func (s *Server) commit(ctx context.Context, svc *service, req configurator.SetR
 		}
 		if ok && (actual.Epoch == next.Epoch || next.Epoch == "") && actual.Version == next.Version && sameValues(actual, next) {
 			// It landed; only its answer was lost.
-			s.adopt(svc, actual, req.Pod)
+			s.adopt(svc, actual, pod)
 			return actual, nil
 		}
 		klog.FromContext(ctx).Info("Stored configuration differs from the configurator's; adopting it and retrying", "service", next.Service,
@@ -673,20 +722,42 @@ func (s *Server) adopt(svc *service, stored configurator.Snapshot, pod *int) {
 	}
 }
 
-// applyRequest is snap with the request's values set, one version later.
-func applyRequest(snap configurator.Snapshot, req configurator.SetRequest) configurator.Snapshot {
+// applyRequest is snap with the request's values set, one version later;
+// an error when the service's schema refuses them.
+func applyRequest(snap configurator.Snapshot, req configurator.SetRequest) (configurator.Snapshot, error) {
 	next := cloneSnapshot(snap)
 	next.Version++
 	if req.Pod == nil {
 		maps.Copy(next.Values, req.Values)
-		return next
+	} else {
+		key := strconv.Itoa(*req.Pod)
+		if next.Pods[key] == nil {
+			next.Pods[key] = map[string]string{}
+		}
+		maps.Copy(next.Pods[key], req.Values)
 	}
-	key := strconv.Itoa(*req.Pod)
-	if next.Pods[key] == nil {
-		next.Pods[key] = map[string]string{}
+	if snap.Schema != nil {
+		if err := snap.Schema.Validate(req.Values); err != nil {
+			return next, fmt.Errorf("the service's schema refuses the change: %w", err)
+		}
 	}
-	maps.Copy(next.Pods[key], req.Values)
-	return next
+	return next, nil
+}
+
+// validateSnapshot checks every value a snapshot holds against its schema.
+func validateSnapshot(snap configurator.Snapshot) error {
+	if snap.Schema == nil {
+		return nil
+	}
+	if err := snap.Schema.Validate(snap.Values); err != nil {
+		return fmt.Errorf("the service's current values do not fit the schema: %w", err)
+	}
+	for n, values := range snap.Pods {
+		if err := snap.Schema.Validate(values); err != nil {
+			return fmt.Errorf("the current values of pod number %s do not fit the schema: %w", n, err)
+		}
+	}
+	return nil
 }
 
 func cloneSnapshot(snap configurator.Snapshot) configurator.Snapshot {
@@ -698,6 +769,11 @@ func cloneSnapshot(snap configurator.Snapshot) configurator.Snapshot {
 	out.Pods = map[string]map[string]string{}
 	for k, v := range snap.Pods {
 		out.Pods[k] = maps.Clone(v)
+	}
+	if snap.Schema != nil {
+		schema := *snap.Schema
+		schema.Keys = maps.Clone(snap.Schema.Keys)
+		out.Schema = &schema
 	}
 	return out
 }
@@ -712,12 +788,13 @@ func numbers(svc *service) []int {
 	return out
 }
 
-// targets are the healthy replicas a change is for. Callers hold s.mu.
+// targets are the replicas a change is for, healthy or not. Callers hold
+// s.mu.
 func (s *Server) targets(svc *service, pod *int) []Target {
 	var out []Target
 	for n, r := range svc.replicas {
-		if r.State == configurator.StateHealthy && (pod == nil || *pod == n) {
-			out = append(out, Target{PodNumber: n, Address: r.Address})
+		if pod == nil || *pod == n {
+			out = append(out, Target{PodNumber: n, Address: r.Address, Key: r.pushKey, Healthy: r.State == configurator.StateHealthy})
 		}
 	}
 	return out
