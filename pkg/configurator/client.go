@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -168,12 +169,17 @@ func (c *Client) Handler() http.Handler {
 		_ = json.NewEncoder(w).Encode(c.health())
 	})
 	mux.HandleFunc("POST "+DefaultPushPath, func(w http.ResponseWriter, r *http.Request) {
-		var signed SignedChange
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&signed); err != nil {
-			http.Error(w, "malformed change: "+err.Error(), http.StatusBadRequest)
+		payload, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, "reading the change: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		if err := c.Receive(r.Context(), signed); err != nil {
+		macs, err := base64.StdEncoding.DecodeString(r.Header.Get(MACHeader))
+		if err != nil {
+			http.Error(w, MACHeader+" is not base64", http.StatusBadRequest)
+			return
+		}
+		if err := c.Receive(r.Context(), SignedChange{Change: payload, MACs: macs}); err != nil {
 			status := http.StatusBadRequest
 			if errors.Is(err, ErrBadSignature) {
 				status = http.StatusForbidden
@@ -411,11 +417,8 @@ func (c *Client) listen(ctx context.Context, resp RegisterResponse) error {
 	c.amqp = b
 	go func() {
 		_ = b.Consume(ctx, queue, broker.ConsumeOptions{Prefetch: 32, Name: resp.Pod}, func(ctx context.Context, d broker.Delivery) error {
-			var signed SignedChange
-			if err := json.Unmarshal(d.Body, &signed); err != nil {
-				return broker.Permanent(fmt.Errorf("malformed change: %w", err))
-			}
-			if err := c.Receive(ctx, signed); err != nil {
+			macs, _ := d.Headers[MACsAMQPHeader].([]byte)
+			if err := c.Receive(ctx, SignedChange{Change: d.Body, MACs: macs}); err != nil {
 				// Forged, for another service, or the pull failed: the
 				// periodic poll catches up with anything real.
 				return broker.Permanent(err)

@@ -3,6 +3,7 @@ package configurator
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -133,7 +134,9 @@ func TestPushEndpoint(t *testing.T) {
 	push := func(k []byte, snap Snapshot) (int, Health) {
 		signed := signFor(0, k, snap)
 		rec := httptest.NewRecorder()
-		c.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, DefaultPushPath, bytes.NewReader(mustJSON(signed))))
+		req := httptest.NewRequest(http.MethodPost, DefaultPushPath, bytes.NewReader(signed.Change))
+		req.Header.Set(MACHeader, base64.StdEncoding.EncodeToString(signed.MACs))
+		c.Handler().ServeHTTP(rec, req)
 		var h Health
 		_ = json.Unmarshal(rec.Body.Bytes(), &h)
 		return rec.Code, h
@@ -160,5 +163,27 @@ func mustJSON(v any) []byte {
 // signFor is the SignedChange of snap for pod number n under key.
 func signFor(n int, key []byte, snap Snapshot) SignedChange {
 	payload := mustJSON(Change{Snapshot: snap})
-	return SignedChange{Change: payload, MACs: map[string][]byte{fmt.Sprint(n): MAC(key, payload)}}
+	return SignedChange{Change: payload, MACs: MACTable(map[int][]byte{n: MAC(key, payload)})}
+}
+
+// TestMACTable: every pod number finds its own entry, and only its own.
+func TestMACTable(t *testing.T) {
+	macs := map[int][]byte{}
+	for _, n := range []int{7, 0, 3, 250, 1} {
+		macs[n] = MAC([]byte(fmt.Sprint(n)), []byte("payload"))
+	}
+	sc := SignedChange{MACs: MACTable(macs)}
+	for n, want := range macs {
+		if got, ok := sc.macFor(n); !ok || string(got) != string(want) {
+			t.Errorf("pod %d: found %x %v, want %x", n, got, ok, want)
+		}
+	}
+	for _, n := range []int{2, 8, 251, -1} {
+		if _, ok := sc.macFor(n); ok {
+			t.Errorf("pod %d has no entry but one was found", n)
+		}
+	}
+	if _, ok := (SignedChange{MACs: []byte("short")}).macFor(0); ok {
+		t.Error("a malformed table gave an entry")
+	}
 }

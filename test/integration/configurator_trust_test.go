@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -158,11 +159,17 @@ func TestConfiguratorReplicaIdentity(t *testing.T) {
 	forger, _ := configurator.NewPushKey()
 	pinned := configurator.Change{Snapshot: configurator.Snapshot{Service: "web", Version: math.MaxInt64, Values: map[string]string{"mode": "evil"}}}
 	payload, _ := json.Marshal(pinned)
-	forged, _ := json.Marshal(configurator.SignedChange{Change: payload, MACs: map[string][]byte{"0": configurator.MAC(forger, payload)}})
-	for name, body := range map[string][]byte{"unsigned (as pushed before)": payload, "signed with another key": forged} {
-		status, answer := doJSON(t, http.MethodPost, victim.server.URL+configurator.DefaultPushPath, "", body)
-		if status != http.StatusForbidden {
-			t.Errorf("push %s: HTTP %d %s, want 403", name, status, answer)
+	forged := base64.StdEncoding.EncodeToString(configurator.MACTable(map[int][]byte{0: configurator.MAC(forger, payload)}))
+	for name, macs := range map[string]string{"unsigned (as pushed before)": "", "signed with another key": forged} {
+		req, _ := http.NewRequest(http.MethodPost, victim.server.URL+configurator.DefaultPushPath, bytes.NewReader(payload))
+		req.Header.Set(configurator.MACHeader, macs)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("push %s: HTTP %d, want 403", name, resp.StatusCode)
 		}
 	}
 	if v, cfg := victim.client.AppliedVersion(), victim.client.Config(); v != v1 || cfg["mode"] != "safe" {

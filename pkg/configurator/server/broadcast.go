@@ -3,12 +3,12 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -46,13 +46,13 @@ type Target struct {
 	Healthy bool
 }
 
-// signed is the SignedChange of payload for targets, as JSON.
-func signed(payload []byte, targets []Target) ([]byte, error) {
-	sc := configurator.SignedChange{Change: payload, MACs: make(map[string][]byte, len(targets))}
+// macTable is the MAC table of payload for targets.
+func macTable(payload []byte, targets []Target) []byte {
+	macs := make(map[int][]byte, len(targets))
 	for _, t := range targets {
-		sc.MACs[strconv.Itoa(t.PodNumber)] = configurator.MAC(t.Key, payload)
+		macs[t.PodNumber] = configurator.MAC(t.Key, payload)
 	}
-	return json.Marshal(sc)
+	return configurator.MACTable(macs)
 }
 
 // AMQPBroadcaster publishes changes to a topic exchange with routing key
@@ -74,12 +74,9 @@ func NewAMQPBroadcaster(ctx context.Context, b broker.Broker, exchange string) (
 // Broadcast publishes once; the broker fans out. A change no replica is
 // bound for (unroutable) is not an error: nobody is listening yet.
 func (a *AMQPBroadcaster) Broadcast(ctx context.Context, change configurator.Change, payload []byte, targets []Target) ([]Ack, error) {
-	body, err := signed(payload, targets)
-	if err != nil {
-		return nil, err
-	}
-	err = a.Broker.Publish(ctx, a.Exchange, configurator.RoutingKey(change.Snapshot.Service, change.Target), broker.Message{
-		ContentType: "application/json", Type: "switchyard.io/config-change", Body: body,
+	err := a.Broker.Publish(ctx, a.Exchange, configurator.RoutingKey(change.Snapshot.Service, change.Target), broker.Message{
+		ContentType: "application/json", Type: "switchyard.io/config-change", Body: payload,
+		Headers: map[string]any{configurator.MACsAMQPHeader: macTable(payload, targets)},
 	})
 	if err != nil && !isUnroutable(err) {
 		return nil, err
@@ -115,14 +112,7 @@ func (h *HTTPBroadcaster) Broadcast(ctx context.Context, change configurator.Cha
 		sem <- struct{}{}
 		go func(t Target) {
 			defer func() { <-sem; wg.Done() }()
-			body, err := signed(payload, []Target{t})
-			if err != nil {
-				mu.Lock()
-				failed = append(failed, t.PodNumber)
-				mu.Unlock()
-				return
-			}
-			health, err := h.push(ctx, t, body)
+			health, err := h.push(ctx, t, payload, base64.StdEncoding.EncodeToString(macTable(payload, []Target{t})))
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -140,7 +130,7 @@ func (h *HTTPBroadcaster) Broadcast(ctx context.Context, change configurator.Cha
 	return acks, nil
 }
 
-func (h *HTTPBroadcaster) push(ctx context.Context, t Target, body []byte) (configurator.Health, error) {
+func (h *HTTPBroadcaster) push(ctx context.Context, t Target, body []byte, macs string) (configurator.Health, error) {
 	var health configurator.Health
 	backoff := h.Backoff
 	var last error
@@ -158,6 +148,7 @@ func (h *HTTPBroadcaster) push(ctx context.Context, t Target, body []byte) (conf
 			return health, err
 		}
 		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(configurator.MACHeader, macs)
 		resp, err := h.Client.Do(req)
 		if err != nil {
 			last = err
