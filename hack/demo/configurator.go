@@ -36,17 +36,7 @@ func demoConfigurator(ctx context.Context, cluster *localcluster.Cluster) error 
 		return err
 	}
 	// What an operator binds: the shipped ClusterRoles.
-	roles, err := localcluster.LoadManifests("manifests/configurator/rbac.yaml")
-	if err != nil {
-		return err
-	}
-	var clusterRoles []localcluster.Manifest
-	for _, m := range roles {
-		if m.Object.GetKind() == "ClusterRole" {
-			clusterRoles = append(clusterRoles, m)
-		}
-	}
-	if err := cluster.Apply(ctx, clusterRoles); err != nil {
+	if err := cluster.ApplyKind(ctx, "ClusterRole", "manifests/configurator/rbac.yaml"); err != nil {
 		return err
 	}
 	for account, role := range map[string]string{"demo-operator": "switchyard-config-editor", "example": "switchyard-config-replica"} {

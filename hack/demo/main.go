@@ -98,17 +98,7 @@ func run(keep bool, nodeCount int, verbose bool) error {
 	defer scheduler.Stop()
 
 	step("creating the Queues of manifests/examples/queues.yaml and starting switchyard-coordinator")
-	examples, err := localcluster.LoadManifests("manifests/examples/queues.yaml")
-	if err != nil {
-		return err
-	}
-	var queues []localcluster.Manifest
-	for _, m := range examples {
-		if m.Object.GetKind() == "Queue" {
-			queues = append(queues, m)
-		}
-	}
-	if err := cluster.Apply(ctx, queues); err != nil {
+	if err := cluster.ApplyKind(ctx, "Queue", "manifests/examples/queues.yaml"); err != nil {
 		return err
 	}
 	coord, err := cluster.StartCoordinator(ctx, coordinator.Options{})

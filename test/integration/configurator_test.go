@@ -67,20 +67,7 @@ func servingCert(t testing.TB) *localcluster.ServingCert {
 func installShippedClusterRoles(ctx context.Context, t testing.TB) {
 	t.Helper()
 	shippedRolesOnce.Do(func() {
-		var roles []localcluster.Manifest
-		for _, file := range []string{"manifests/configurator/rbac.yaml", "manifests/agent/rbac.yaml"} {
-			ms, err := localcluster.LoadManifests(file)
-			if err != nil {
-				shippedRolesErr = err
-				return
-			}
-			for _, m := range ms {
-				if m.Object.GetKind() == "ClusterRole" {
-					roles = append(roles, m)
-				}
-			}
-		}
-		shippedRolesErr = cluster.Apply(ctx, roles)
+		shippedRolesErr = cluster.ApplyKind(ctx, "ClusterRole", "manifests/configurator/rbac.yaml", "manifests/agent/rbac.yaml")
 	})
 	if shippedRolesErr != nil {
 		t.Fatal(shippedRolesErr)

@@ -2,6 +2,7 @@ package localcluster
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -95,4 +96,23 @@ func ShippedSchedulerConfig() ([]byte, error) {
 		return []byte(config), nil
 	}
 	return nil, fmt.Errorf("manifests/scheduler: no ConfigMap switchyard-scheduler-config")
+}
+
+// ApplyKind applies the objects of one kind from the files (relative to the
+// repository root), e.g. the ClusterRoles a component's RBAC file ships, so
+// tests and the demo grant exactly what users bind.
+func (c *Cluster) ApplyKind(ctx context.Context, kind string, files ...string) error {
+	var objs []Manifest
+	for _, file := range files {
+		ms, err := LoadManifests(file)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if m.Object.GetKind() == kind {
+				objs = append(objs, m)
+			}
+		}
+	}
+	return c.Apply(ctx, objs)
 }

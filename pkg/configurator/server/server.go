@@ -292,13 +292,10 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, id *Identity) 
 	s.mu.Lock()
 	svc, known := s.services[req.Service]
 	if !known {
-		if len(s.services) >= s.opts.MaxServices {
+		if svc = s.newService(w, req.Service); svc == nil {
 			s.mu.Unlock()
-			s.refuse(w, http.StatusConflict, "limit", fmt.Sprintf("the configurator keeps %d services, the most it may (--max-services); service %s is not one of them", s.opts.MaxServices, req.Service))
 			return
 		}
-		svc = newService(configurator.Snapshot{Service: req.Service})
-		s.services[req.Service] = svc
 	}
 	number, ok := s.number(svc, pod, req.PreviousPodNumber)
 	if !ok {
@@ -326,6 +323,18 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, id *Identity) 
 	s.metrics.registrations.WithLabelValues(req.Service).Inc()
 	klog.FromContext(r.Context()).V(2).Info("Replica registered", "service", req.Service, "pod", klog.KObj(pod), "podNumber", number, "address", address)
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// newService adds an empty service, or answers 409 itself when the
+// configurator keeps as many as it may. Callers hold s.mu.
+func (s *Server) newService(w http.ResponseWriter, name string) *service {
+	if len(s.services) >= s.opts.MaxServices {
+		s.refuse(w, http.StatusConflict, "limit", fmt.Sprintf("the configurator keeps %d services, the most it may (--max-services); service %s is not one of them", s.opts.MaxServices, name))
+		return nil
+	}
+	svc := newService(configurator.Snapshot{Service: name})
+	s.services[name] = svc
+	return svc
 }
 
 func isPath(p string) bool {
@@ -553,13 +562,10 @@ func (s *Server) setConfig(w http.ResponseWriter, r *http.Request, _ *Identity) 
 		}
 	}
 	if !known {
-		if len(s.services) >= s.opts.MaxServices {
+		if svc = s.newService(w, name); svc == nil {
 			s.mu.Unlock()
-			s.refuse(w, http.StatusConflict, "limit", fmt.Sprintf("the configurator keeps %d services, the most it may (--max-services)", s.opts.MaxServices))
 			return
 		}
-		svc = newService(configurator.Snapshot{Service: name})
-		s.services[name] = svc
 	}
 	s.mu.Unlock()
 
@@ -582,13 +588,10 @@ func (s *Server) setSchema(w http.ResponseWriter, r *http.Request, _ *Identity) 
 	s.mu.Lock()
 	svc, known := s.services[name]
 	if !known {
-		if len(s.services) >= s.opts.MaxServices {
+		if svc = s.newService(w, name); svc == nil {
 			s.mu.Unlock()
-			s.refuse(w, http.StatusConflict, "limit", fmt.Sprintf("the configurator keeps %d services, the most it may (--max-services)", s.opts.MaxServices))
 			return
 		}
-		svc = newService(configurator.Snapshot{Service: name})
-		s.services[name] = svc
 	}
 	s.mu.Unlock()
 	s.change(w, r, svc, nil, func(snap configurator.Snapshot) (configurator.Snapshot, error) {
