@@ -39,32 +39,40 @@ type Options struct {
 	Profiling bool
 }
 
-// Start listens (an address in use is an error now, not later) and serves
-// until Close.
-func Start(ctx context.Context, o Options) (*Server, error) {
-	s := &Server{Mux: http.NewServeMux()}
+// NewMux serves /healthz, /livez, /readyz and /metrics (and /debug/pprof
+// when asked), for components that run their own server (a TLS one, say);
+// they add their endpoints to it.
+func NewMux(o Options) *http.ServeMux {
+	mux := http.NewServeMux()
 	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }
-	s.Mux.HandleFunc("/healthz", ok)
-	s.Mux.HandleFunc("/livez", ok)
+	mux.HandleFunc("/healthz", ok)
+	mux.HandleFunc("/livez", ok)
 	notReady := o.NotReady
 	if notReady == "" {
 		notReady = "not ready"
 	}
-	s.Mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if o.Ready != nil && !o.Ready() {
 			http.Error(w, notReady, http.StatusServiceUnavailable)
 			return
 		}
 		ok(w, r)
 	})
-	s.Mux.Handle("/metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
+	mux.Handle("/metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
 	if o.Profiling {
-		s.Mux.HandleFunc("/debug/pprof/", pprof.Index)
-		s.Mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		s.Mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		s.Mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		s.Mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
+	return mux
+}
+
+// Start listens (an address in use is an error now, not later) and serves
+// until Close.
+func Start(ctx context.Context, o Options) (*Server, error) {
+	s := &Server{Mux: NewMux(o)}
 	l, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("serving health and metrics: %w", err)

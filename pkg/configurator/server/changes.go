@@ -50,14 +50,11 @@ func (s *Server) setConfig(w http.ResponseWriter, r *http.Request, _ *Identity) 
 			return
 		}
 	}
-	if !known {
-		if svc = s.newService(w, name); svc == nil {
-			s.mu.Unlock()
-			return
-		}
+	if svc = s.serviceFor(w, name); svc == nil {
+		s.mu.Unlock()
+		return
 	}
 	s.mu.Unlock()
-
 	s.change(w, r, svc, req.Pod, func(snap configurator.Snapshot) (configurator.Snapshot, error) { return applyRequest(snap, req) })
 }
 
@@ -75,14 +72,11 @@ func (s *Server) setSchema(w http.ResponseWriter, r *http.Request, _ *Identity) 
 		return
 	}
 	s.mu.Lock()
-	svc, known := s.services[name]
-	if !known {
-		if svc = s.newService(w, name); svc == nil {
-			s.mu.Unlock()
-			return
-		}
-	}
+	svc := s.serviceFor(w, name)
 	s.mu.Unlock()
+	if svc == nil {
+		return
+	}
 	s.change(w, r, svc, nil, func(snap configurator.Snapshot) (configurator.Snapshot, error) {
 		next := cloneSnapshot(snap)
 		next.Version++

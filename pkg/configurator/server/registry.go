@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,10 +30,6 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, id *Identity) 
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if !serviceName.MatchString(req.Service) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("service %q must be a DNS label of at most 52 characters", req.Service))
-		return
-	}
 	u, err := url.Parse(req.Address)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || (u.Path != "" && u.Path != "/") {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("address %q must be an http(s) URL of the pod's IP and port, e.g. http://10.0.0.7:8080", req.Address))
@@ -45,7 +42,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, id *Identity) 
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("healthPath %q must be an absolute path", req.HealthPath))
 		return
 	}
-	if !s.authorize(w, r, id, v1alpha1.RegisterVerb, req.Service) {
+	if !s.authorize(w, r, id, v1alpha1.RegisterVerb, req.Service) { // checks the service name too
 		return
 	}
 	pod, status, err := s.replicaPod(r.Context(), id, req, u.Hostname())
@@ -59,12 +56,10 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, id *Identity) 
 	}
 	address := u.Scheme + "://" + u.Host
 	s.mu.Lock()
-	svc, known := s.services[req.Service]
-	if !known {
-		if svc = s.newService(w, req.Service); svc == nil {
-			s.mu.Unlock()
-			return
-		}
+	svc := s.serviceFor(w, req.Service)
+	if svc == nil {
+		s.mu.Unlock()
+		return
 	}
 	number, ok := s.number(svc, pod, req.PreviousPodNumber)
 	if !ok {
@@ -94,9 +89,13 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, id *Identity) 
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// newService adds an empty service, or answers 409 itself when the
-// configurator keeps as many as it may. Callers hold s.mu.
-func (s *Server) newService(w http.ResponseWriter, name string) *service {
+// serviceFor is the named service, added empty when it is new; nil, with
+// 409 answered, when the configurator keeps as many as it may. Callers hold
+// s.mu.
+func (s *Server) serviceFor(w http.ResponseWriter, name string) *service {
+	if svc, ok := s.services[name]; ok {
+		return svc
+	}
 	if len(s.services) >= s.opts.MaxServices {
 		s.refuse(w, http.StatusConflict, "limit", fmt.Sprintf("the configurator keeps %d services, the most it may (--max-services); service %s is not one of them", s.opts.MaxServices, name))
 		return nil
@@ -141,19 +140,15 @@ func (s *Server) replicaPod(ctx context.Context, id *Identity, req configurator.
 	case pod.DeletionTimestamp != nil:
 		return nil, http.StatusForbidden, fmt.Errorf("pod %s/%s is terminating", namespace, name)
 	}
-	ip := net.ParseIP(host)
-	var ips []string
+	ips := []string{}
 	for _, p := range pod.Status.PodIPs {
 		ips = append(ips, p.IP)
-		if ip != nil && net.ParseIP(p.IP).Equal(ip) {
-			return pod, 0, nil
-		}
 	}
 	if len(ips) == 0 && pod.Status.PodIP != "" {
 		ips = append(ips, pod.Status.PodIP)
-		if ip != nil && net.ParseIP(pod.Status.PodIP).Equal(ip) {
-			return pod, 0, nil
-		}
+	}
+	if ip := net.ParseIP(host); ip != nil && slices.ContainsFunc(ips, func(p string) bool { return net.ParseIP(p).Equal(ip) }) {
+		return pod, 0, nil
 	}
 	return nil, http.StatusForbidden, fmt.Errorf("address host %q is not an IP of pod %s/%s (its IPs: %v): the configurator calls only the pod that registers", host, namespace, name, ips)
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
@@ -97,16 +96,7 @@ func Serve(ctx context.Context, cfg Config) error {
 	// the API answers 503 and /readyz says not ready, so a Service sends
 	// every call to the leader.
 	var active atomic.Pointer[Server]
-	api := http.NewServeMux()
-	api.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	api.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if active.Load() == nil {
-			http.Error(w, "not the leader", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok"))
-	})
-	api.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	api := probes.NewMux(probes.Options{Registry: reg, Ready: func() bool { return active.Load() != nil }, NotReady: "not the leader"})
 	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		srv := active.Load()
 		if srv == nil {

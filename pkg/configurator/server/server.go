@@ -72,8 +72,8 @@ type Server struct {
 	mu       sync.Mutex
 	services map[string]*service
 
-	handlerOnce sync.Once
-	handler     http.Handler
+	// handler is the API, built once in New.
+	handler http.Handler
 }
 
 type service struct {
@@ -128,6 +128,7 @@ func New(ctx context.Context, store *Store, broadcaster Broadcaster, sec Securit
 		checker:  &http.Client{Timeout: opts.CheckTimeout},
 		services: map[string]*service{},
 	}
+	s.handler = s.newHandler()
 	for name, snap := range snaps {
 		svc := newService(snap)
 		svc.lastAll = snap.Version // unknown which pods the last changes were for: all
@@ -152,10 +153,7 @@ var serviceName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$`)
 var keyName = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]{0,250}[A-Za-z0-9])?$`)
 
 // Handler serves the API.
-func (s *Server) Handler() http.Handler {
-	s.handlerOnce.Do(func() { s.handler = s.newHandler() })
-	return s.handler
-}
+func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) newHandler() http.Handler {
 	mux := http.NewServeMux()
