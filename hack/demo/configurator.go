@@ -67,11 +67,7 @@ func demoConfigurator(ctx context.Context, cluster *localcluster.Cluster) error 
 			return err
 		}
 		name := fmt.Sprintf("example-%c", 'a'+i)
-		pod, err := cluster.IdentityPod(ctx, ns, name, "example", "127.0.0.1")
-		if err != nil {
-			return err
-		}
-		token, err := cluster.Token(ctx, ns, "example", v1alpha1.ConfiguratorAudience, pod)
+		token, err := cluster.PodToken(ctx, ns, name, "example", "127.0.0.1", v1alpha1.ConfiguratorAudience)
 		if err != nil {
 			return err
 		}

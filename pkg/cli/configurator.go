@@ -29,6 +29,9 @@ import (
 // switchyard-configurator`).
 type configuratorFlags struct {
 	url, token, tokenFile, caFile string
+	// client is made on the first call and serves the rest, so a command
+	// that polls (config set --wait) reuses one TLS connection.
+	client *http.Client
 }
 
 func (f *configuratorFlags) add(cmd *cobra.Command) {
@@ -51,20 +54,22 @@ func (f *configuratorFlags) call(ctx context.Context, method, path string, in, o
 		token = os.Getenv("SWITCHYARD_CONFIGURATOR_TOKEN")
 	}
 	if token == "" && f.tokenFile != "" {
-		data, err := os.ReadFile(f.tokenFile)
-		if err != nil {
-			return fmt.Errorf("reading --configurator-token-file: %w", err)
+		var err error
+		if token, err = configurator.ReadToken(f.tokenFile); err != nil {
+			return fmt.Errorf("--configurator-token-file: %w", err)
 		}
-		token = strings.TrimSpace(string(data))
 	}
 	if token == "" {
 		return errors.New("switchyard-configurator needs a token: pass --configurator-token or --configurator-token-file, e.g. with $(kubectl create token NAME --audience switchyard-configurator)")
 	}
-	client, err := configurator.HTTPClient(f.caFile, 10*time.Second)
-	if err != nil {
-		return err
+	if f.client == nil {
+		client, err := configurator.HTTPClient(f.caFile, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		f.client = client
 	}
-	err = configurator.Call(ctx, client, f.url, token, method, path, in, out)
+	err := configurator.Call(ctx, f.client, f.url, token, method, path, in, out)
 	var status *configurator.StatusError
 	if errors.As(err, &status) {
 		return fmt.Errorf("switchyard-configurator: %w", err)

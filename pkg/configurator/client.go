@@ -344,9 +344,15 @@ func (c *Client) token() (string, error) {
 	if c.opts.TokenFile == "" {
 		return c.opts.Token, nil
 	}
-	data, err := os.ReadFile(c.opts.TokenFile)
+	return ReadToken(c.opts.TokenFile)
+}
+
+// ReadToken reads a bearer token from a file, as the kubelet writes a
+// projected one.
+func ReadToken(path string) (string, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("reading the replica's token: %w", err)
+		return "", fmt.Errorf("reading the token: %w", err)
 	}
 	return strings.TrimSpace(string(data)), nil
 }

@@ -306,11 +306,7 @@ func TestAgentPolicyFromConfigurator(t *testing.T) {
 		// The agent's pod, running as the agent's service account, which
 		// the shipped switchyard-agent-config ClusterRole lets register
 		// for the service switchyard-agent only.
-		pod, err := cluster.IdentityPod(ctx, ns, node, "switchyard-agent", "127.0.0.1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		token, err := cluster.Token(ctx, ns, "switchyard-agent", v1alpha1.ConfiguratorAudience, pod)
+		token, err := cluster.PodToken(ctx, ns, node, "switchyard-agent", "127.0.0.1", v1alpha1.ConfiguratorAudience)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -161,11 +161,7 @@ func startConfigurator(ctx context.Context, t testing.TB, ns, addr string, amqp 
 // listen), and returns a token bound to it.
 func replicaToken(ctx context.Context, t testing.TB, ns, pod string) string {
 	t.Helper()
-	p, err := cluster.IdentityPod(ctx, ns, pod, replicaAccount, "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, err := cluster.Token(ctx, ns, replicaAccount, v1alpha1.ConfiguratorAudience, p)
+	token, err := cluster.PodToken(ctx, ns, pod, replicaAccount, "127.0.0.1", v1alpha1.ConfiguratorAudience)
 	if err != nil {
 		t.Fatal(err)
 	}

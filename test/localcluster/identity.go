@@ -80,6 +80,17 @@ func (c *Cluster) IdentityPod(ctx context.Context, namespace, name, account, ip 
 	return c.Client.CoreV1().Pods(namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{})
 }
 
+// PodToken makes an identity pod (IdentityPod) and returns a token of its
+// service account for audience, bound to it: what a kubelet would project
+// into that pod.
+func (c *Cluster) PodToken(ctx context.Context, namespace, name, account, ip, audience string) (string, error) {
+	pod, err := c.IdentityPod(ctx, namespace, name, account, ip)
+	if err != nil {
+		return "", err
+	}
+	return c.Token(ctx, namespace, account, audience, pod)
+}
+
 // BindClusterRole grants role to namespace/account everywhere, with a
 // ClusterRoleBinding named name.
 func (c *Cluster) BindClusterRole(ctx context.Context, name, role, namespace, account string) error {
