@@ -94,6 +94,27 @@ const (
 	// RoutingPolicyName names the MutatingAdmissionPolicy, its binding and
 	// the routing table ConfigMap.
 	RoutingPolicyName = "switchyard-routing"
+	// RoutingGuardPolicyName names the ValidatingAdmissionPolicy (and its
+	// binding) that refuses, at pod creation, a pod that carries other than
+	// what routing gives it, or whose namespace may not use its queue.
+	RoutingGuardPolicyName = "switchyard-routing-guard"
+	// AdmissionGuardPolicyName names the ValidatingAdmissionPolicy (and its
+	// binding) that lets only an identity allowed to admit a queue's pods
+	// remove their admission gate, and keeps the routed queue immutable.
+	AdmissionGuardPolicyName = "switchyard-admission-guard"
+)
+
+// What admitting a pod takes, checked by the admission guard through the
+// API server's authorizer: the verb admit on the resource queues (API group
+// switchyard.io), named by the pod's queue. The coordinator's ClusterRole
+// grants it; an operator grants it as any other RBAC verb, e.g. to admit
+// one queue's pods by hand.
+const (
+	// AdmitVerb lets its holder remove the admission gate from pods of the
+	// named queue, and write their admission record.
+	AdmitVerb = "admit"
+	// QueuesResource is the resource of the check.
+	QueuesResource = "queues"
 )
 
 // Condition types of a Queue.

@@ -50,6 +50,18 @@ type QueueSpec struct {
 	// +optional
 	External *ExternalScheduler `json:"external,omitempty"`
 
+	// NamespaceSelector chooses the namespaces whose pods may use this
+	// queue, by the namespaces' labels. Unset or empty: every namespace.
+	// The API server enforces it when a pod is created: a pod from another
+	// namespace that names (or, as the default queue, falls to) this queue
+	// is refused with a message naming the queue. Keys and values are
+	// compared as written: a key that is no label key selects nothing (and
+	// its NotIn or DoesNotExist everything).
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])",message="namespaceSelector operators are In, NotIn, Exists and DoesNotExist"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn'] ? has(e.values) && size(e.values) > 0 : !has(e.values) || size(e.values) == 0)",message="namespaceSelector: In and NotIn need values, Exists and DoesNotExist take none"
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+
 	// Default makes this the queue of pods that carry no queue label or
 	// name a queue that does not exist. At most one Queue may be the default.
 	// +optional
@@ -205,6 +217,20 @@ type RoutingTable struct {
 	// no Queue. Empty: such pods keep schedulerName switchyard.
 	// +optional
 	DefaultQueue string `json:"defaultQueue,omitempty"`
+	// NamespaceSelectors holds, for each Queue that restricts who may use
+	// it, its spec.namespaceSelector; a Queue not here is open to every
+	// namespace. The switchyard-routing-guard policy reads it. Atomic.
+	// +optional
+	// +mapType=atomic
+	NamespaceSelectors map[string]metav1.LabelSelector `json:"namespaceSelectors,omitempty"`
+	// ServedProfiles maps each scheduler name that routing gives pods (a
+	// Queue's profile, or switchyard-external) to a Queue routed there,
+	// except the profiles the coordinator runs as open. A pod created with
+	// one of them must carry what routing would have given it, so that no
+	// pod reaches a queue's scheduler past the queue's limits. Atomic.
+	// +optional
+	// +mapType=atomic
+	ServedProfiles map[string]string `json:"servedProfiles,omitempty"`
 }
 
 // RoutingTableList is a list of RoutingTables.

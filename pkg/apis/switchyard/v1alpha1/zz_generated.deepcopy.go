@@ -22,8 +22,8 @@ limitations under the License.
 package v1alpha1
 
 import (
-	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
+	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtime "k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -129,6 +129,11 @@ func (in *QueueSpec) DeepCopyInto(out *QueueSpec) {
 		*out = new(ExternalScheduler)
 		**out = **in
 	}
+	if in.NamespaceSelector != nil {
+		in, out := &in.NamespaceSelector, &out.NamespaceSelector
+		*out = new(v1.LabelSelector)
+		(*in).DeepCopyInto(*out)
+	}
 	if in.MaxAdmitted != nil {
 		in, out := &in.MaxAdmitted, &out.MaxAdmitted
 		*out = new(int32)
@@ -136,7 +141,7 @@ func (in *QueueSpec) DeepCopyInto(out *QueueSpec) {
 	}
 	if in.Quota != nil {
 		in, out := &in.Quota, &out.Quota
-		*out = make(v1.ResourceList, len(*in))
+		*out = make(corev1.ResourceList, len(*in))
 		for key, val := range *in {
 			(*out)[key] = val.DeepCopy()
 		}
@@ -168,7 +173,7 @@ func (in *QueueStatus) DeepCopyInto(out *QueueStatus) {
 	}
 	if in.Conditions != nil {
 		in, out := &in.Conditions, &out.Conditions
-		*out = make([]metav1.Condition, len(*in))
+		*out = make([]v1.Condition, len(*in))
 		for i := range *in {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
@@ -193,6 +198,20 @@ func (in *RoutingTable) DeepCopyInto(out *RoutingTable) {
 	in.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
 	if in.Routes != nil {
 		in, out := &in.Routes, &out.Routes
+		*out = make(map[string]string, len(*in))
+		for key, val := range *in {
+			(*out)[key] = val
+		}
+	}
+	if in.NamespaceSelectors != nil {
+		in, out := &in.NamespaceSelectors, &out.NamespaceSelectors
+		*out = make(map[string]v1.LabelSelector, len(*in))
+		for key, val := range *in {
+			(*out)[key] = *val.DeepCopy()
+		}
+	}
+	if in.ServedProfiles != nil {
+		in, out := &in.ServedProfiles, &out.ServedProfiles
 		*out = make(map[string]string, len(*in))
 		for key, val := range *in {
 			(*out)[key] = val

@@ -19,7 +19,8 @@ limitations under the License.
 package v1alpha1
 
 import (
-	v1 "k8s.io/api/core/v1"
+	corev1 "k8s.io/api/core/v1"
+	v1 "k8s.io/client-go/applyconfigurations/meta/v1"
 )
 
 // QueueSpecApplyConfiguration represents a declarative configuration of the QueueSpec type for use
@@ -35,6 +36,14 @@ type QueueSpecApplyConfiguration struct {
 	// cluster's profiles through a durable RabbitMQ queue (the coordinator
 	// needs --amqp-url). Its pods get schedulerName switchyard-external.
 	External *ExternalSchedulerApplyConfiguration `json:"external,omitempty"`
+	// NamespaceSelector chooses the namespaces whose pods may use this
+	// queue, by the namespaces' labels. Unset or empty: every namespace.
+	// The API server enforces it when a pod is created: a pod from another
+	// namespace that names (or, as the default queue, falls to) this queue
+	// is refused with a message naming the queue. Keys and values are
+	// compared as written: a key that is no label key selects nothing (and
+	// its NotIn or DoesNotExist everything).
+	NamespaceSelector *v1.LabelSelectorApplyConfiguration `json:"namespaceSelector,omitempty"`
 	// Default makes this the queue of pods that carry no queue label or
 	// name a queue that does not exist. At most one Queue may be the default.
 	Default *bool `json:"default,omitempty"`
@@ -50,7 +59,7 @@ type QueueSpecApplyConfiguration struct {
 	MaxAdmitted *int32 `json:"maxAdmitted,omitempty"`
 	// Quota caps the sum of the requests of admitted pods that have not
 	// terminated (bound or not), per resource, e.g. cpu: "64".
-	Quota *v1.ResourceList `json:"quota,omitempty"`
+	Quota *corev1.ResourceList `json:"quota,omitempty"`
 	// AdmissionRate caps how fast pods are admitted.
 	AdmissionRate *AdmissionRateApplyConfiguration `json:"admissionRate,omitempty"`
 }
@@ -74,6 +83,14 @@ func (b *QueueSpecApplyConfiguration) WithProfile(value string) *QueueSpecApplyC
 // If called multiple times, the External field is set to the value of the last call.
 func (b *QueueSpecApplyConfiguration) WithExternal(value *ExternalSchedulerApplyConfiguration) *QueueSpecApplyConfiguration {
 	b.External = value
+	return b
+}
+
+// WithNamespaceSelector sets the NamespaceSelector field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the NamespaceSelector field is set to the value of the last call.
+func (b *QueueSpecApplyConfiguration) WithNamespaceSelector(value *v1.LabelSelectorApplyConfiguration) *QueueSpecApplyConfiguration {
+	b.NamespaceSelector = value
 	return b
 }
 
@@ -112,7 +129,7 @@ func (b *QueueSpecApplyConfiguration) WithMaxAdmitted(value int32) *QueueSpecApp
 // WithQuota sets the Quota field in the declarative configuration to the given value
 // and returns the receiver, so that objects can be built by chaining "With" function invocations.
 // If called multiple times, the Quota field is set to the value of the last call.
-func (b *QueueSpecApplyConfiguration) WithQuota(value v1.ResourceList) *QueueSpecApplyConfiguration {
+func (b *QueueSpecApplyConfiguration) WithQuota(value corev1.ResourceList) *QueueSpecApplyConfiguration {
 	b.Quota = &value
 	return b
 }

@@ -45,6 +45,16 @@ type RoutingTableApplyConfiguration struct {
 	// DefaultQueue receives pods without a queue label, or whose label names
 	// no Queue. Empty: such pods keep schedulerName switchyard.
 	DefaultQueue *string `json:"defaultQueue,omitempty"`
+	// NamespaceSelectors holds, for each Queue that restricts who may use
+	// it, its spec.namespaceSelector; a Queue not here is open to every
+	// namespace. The switchyard-routing-guard policy reads it. Atomic.
+	NamespaceSelectors map[string]v1.LabelSelectorApplyConfiguration `json:"namespaceSelectors,omitempty"`
+	// ServedProfiles maps each scheduler name that routing gives pods (a
+	// Queue's profile, or switchyard-external) to a Queue routed there,
+	// except the profiles the coordinator runs as open. A pod created with
+	// one of them must carry what routing would have given it, so that no
+	// pod reaches a queue's scheduler past the queue's limits. Atomic.
+	ServedProfiles map[string]string `json:"servedProfiles,omitempty"`
 }
 
 // RoutingTable constructs a declarative configuration of the RoutingTable type for use with
@@ -236,6 +246,34 @@ func (b *RoutingTableApplyConfiguration) WithRoutes(entries map[string]string) *
 // If called multiple times, the DefaultQueue field is set to the value of the last call.
 func (b *RoutingTableApplyConfiguration) WithDefaultQueue(value string) *RoutingTableApplyConfiguration {
 	b.DefaultQueue = &value
+	return b
+}
+
+// WithNamespaceSelectors puts the entries into the NamespaceSelectors field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, the entries provided by each call will be put on the NamespaceSelectors field,
+// overwriting an existing map entries in NamespaceSelectors field with the same key.
+func (b *RoutingTableApplyConfiguration) WithNamespaceSelectors(entries map[string]v1.LabelSelectorApplyConfiguration) *RoutingTableApplyConfiguration {
+	if b.NamespaceSelectors == nil && len(entries) > 0 {
+		b.NamespaceSelectors = make(map[string]v1.LabelSelectorApplyConfiguration, len(entries))
+	}
+	for k, v := range entries {
+		b.NamespaceSelectors[k] = v
+	}
+	return b
+}
+
+// WithServedProfiles puts the entries into the ServedProfiles field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, the entries provided by each call will be put on the ServedProfiles field,
+// overwriting an existing map entries in ServedProfiles field with the same key.
+func (b *RoutingTableApplyConfiguration) WithServedProfiles(entries map[string]string) *RoutingTableApplyConfiguration {
+	if b.ServedProfiles == nil && len(entries) > 0 {
+		b.ServedProfiles = make(map[string]string, len(entries))
+	}
+	for k, v := range entries {
+		b.ServedProfiles[k] = v
+	}
 	return b
 }
 
