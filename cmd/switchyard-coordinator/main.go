@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
@@ -24,6 +25,7 @@ func main() {
 		kubeconfig = flag.String("kubeconfig", "", "kubeconfig file; in-cluster configuration when empty")
 		schedCfg   = flag.String("scheduler-config", "", "the scheduler's KubeSchedulerConfiguration file: its profiles are the ones Queues may name (the shipped Deployment mounts the scheduler's ConfigMap)")
 		profiles   = flag.String("profiles", "", "comma-separated scheduler profiles that Queues may name, instead of --scheduler-config")
+		open       = flag.String("open-profiles", "", "comma-separated scheduler profiles that pods may name directly even where a Queue routes to them (by default a pod reaches a queue's profile only through routing, under the queue's limits)")
 		maxTotal   = flag.Int("max-admitted", 0, "cluster-wide cap of pods admitted but not yet bound over all gated queues; weights share it (0: no cap)")
 		elect      = flag.Bool("leader-elect", true, "run the controllers only in the replica holding the lease")
 		namespace  = flag.String("namespace", coordinator.DefaultNamespace, "namespace of the coordinator's lease and routing table")
@@ -61,6 +63,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "switchyard-coordinator: set --scheduler-config (the scheduler's KubeSchedulerConfiguration) or --profiles")
 		os.Exit(2)
 	}
+	var openProfiles []string
+	for _, name := range strings.Split(*open, ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+			fmt.Fprintf(os.Stderr, "switchyard-coordinator: --open-profiles: %q is not a scheduler name: %s\n", name, strings.Join(errs, "; "))
+			os.Exit(2)
+		}
+		openProfiles = append(openProfiles, name)
+	}
 	config, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "switchyard-coordinator:", err)
@@ -73,6 +86,7 @@ func main() {
 	ctx = klog.NewContext(ctx, klog.Background())
 	err = coordinator.Run(ctx, config, coordinator.Options{
 		Profiles:         profileNames,
+		OpenProfiles:     openProfiles,
 		MaxAdmittedTotal: *maxTotal,
 		LeaderElect:      *elect,
 		Namespace:        *namespace,

@@ -44,6 +44,9 @@ type Options struct {
 	// scheduler's KubeSchedulerConfiguration (see ProfilesFromSchedulerConfig).
 	// Empty: every profile a Queue names is taken to exist.
 	Profiles []string
+	// OpenProfiles may be named by pods directly, even where a Queue routes
+	// to them; pods reach any other profile of a Queue only through routing.
+	OpenProfiles []string
 	// MaxAdmittedTotal caps admitted-but-unbound pods over all gated queues.
 	MaxAdmittedTotal int
 	// Namespace holds the leader-election lease; switchyard-system when
@@ -251,7 +254,7 @@ func runControllers(ctx context.Context, client kubernetes.Interface, sy version
 
 	var admitter *admission.Controller
 	router, err := routing.NewController(client, sy, queues.Informer(), queues.Lister(), tables.Informer(), tables.Lister(),
-		metrics.routing, func(queues []string) {
+		metrics.routing, opts.OpenProfiles, func(queues []string) {
 			if admitter != nil {
 				admitter.RefreshStatus(queues)
 			}

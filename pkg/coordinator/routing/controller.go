@@ -3,7 +3,6 @@ package routing
 import (
 	"context"
 	"fmt"
-	"maps"
 	"sync"
 	"time"
 
@@ -11,6 +10,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/sets"
+	admissionregistrationv1ac "k8s.io/client-go/applyconfigurations/admissionregistration/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -63,6 +64,8 @@ type Controller struct {
 	tables  listers.RoutingTableLister
 	metrics *Metrics
 	loop    *reconcile.Loop[string]
+	// open are the profiles pods may name directly (see Table).
+	open sets.Set[string]
 
 	mu        sync.Mutex
 	lastError string
@@ -74,10 +77,10 @@ type Controller struct {
 }
 
 // NewController wires the controller to informers the caller starts: the
-// Queues and the RoutingTables.
+// Queues and the RoutingTables. Pods may name the open profiles directly.
 func NewController(client kubernetes.Interface, sy versioned.Interface, queues cache.SharedIndexInformer, lister listers.QueueLister,
-	tables cache.SharedIndexInformer, tableLister listers.RoutingTableLister, metrics *Metrics, onTable func(queues []string)) (*Controller, error) {
-	c := &Controller{client: client, sy: sy, queues: lister, tables: tableLister, metrics: metrics, onTable: onTable}
+	tables cache.SharedIndexInformer, tableLister listers.RoutingTableLister, metrics *Metrics, open []string, onTable func(queues []string)) (*Controller, error) {
+	c := &Controller{client: client, sy: sy, queues: lister, tables: tableLister, metrics: metrics, open: sets.New(open...), onTable: onTable}
 	c.loop = reconcile.New(v1alpha1.RoutingPolicyName, c.sync)
 	enqueue := cache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { c.loop.AddAfter(key, batchDelay) },
@@ -186,22 +189,23 @@ func (c *Controller) apply(ctx context.Context) error {
 		return err
 	}
 	opts := metav1.ApplyOptions{FieldManager: v1alpha1.CoordinatorName, Force: true}
-	routes, defaultQueue := Table(queues)
+	contents := Table(queues, c.open)
 	live, err := c.tables.Get(v1alpha1.RoutingPolicyName)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
-	if live == nil || !maps.Equal(live.Routes, routes) || live.DefaultQueue != defaultQueue {
-		if size := TableBytes(routes); size > MaxTableBytes {
+	size := contents.Bytes()
+	if !contents.Matches(live) {
+		if size > MaxTableBytes {
 			return fmt.Errorf("the routing table of %d Queues needs %d bytes, more than the %d one object may hold; Queues created since it last fit are not routed", len(queues), size, MaxTableBytes)
 		}
-		if _, err := c.sy.SwitchyardV1alpha1().RoutingTables().Apply(ctx, TableApplyConfiguration(routes, defaultQueue), opts); err != nil {
+		if _, err := c.sy.SwitchyardV1alpha1().RoutingTables().Apply(ctx, contents.ApplyConfiguration(), opts); err != nil {
 			return fmt.Errorf("routing table: %w", err)
 		}
 		logger.V(2).Info("Applied the routing table", "queues", len(queues))
 	}
-	c.metrics.TableQueues.Set(float64(len(routes)))
-	c.metrics.TableBytes.Set(float64(TableBytes(routes)))
+	c.metrics.TableQueues.Set(float64(len(contents.Routes)))
+	c.metrics.TableBytes.Set(float64(size))
 	c.mu.Lock()
 	due := time.Since(c.applied) >= resyncPeriod
 	c.mu.Unlock()
@@ -214,6 +218,18 @@ func (c *Controller) apply(ctx context.Context) error {
 	}
 	if _, err := c.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Apply(ctx, Binding(), opts); err != nil {
 		return fmt.Errorf("binding %s: %w", v1alpha1.RoutingPolicyName, err)
+	}
+	// The guards come after the table they read, so that their binding
+	// never meets a missing parameter.
+	for _, guard := range []*admissionregistrationv1ac.ValidatingAdmissionPolicyApplyConfiguration{RoutingGuard(), AdmissionGuard()} {
+		if _, err := c.client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Apply(ctx, guard, opts); err != nil {
+			return fmt.Errorf("policy %s: %w", *guard.Name, err)
+		}
+	}
+	for _, binding := range []*admissionregistrationv1ac.ValidatingAdmissionPolicyBindingApplyConfiguration{RoutingGuardBinding(), AdmissionGuardBinding()} {
+		if _, err := c.client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Apply(ctx, binding, opts); err != nil {
+			return fmt.Errorf("binding %s: %w", *binding.Name, err)
+		}
 	}
 	c.mu.Lock()
 	c.applied = time.Now()

@@ -16,12 +16,18 @@
 package routing
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 	admissionregistrationv1ac "k8s.io/client-go/applyconfigurations/admissionregistration/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	syac "github.com/switchyard-sched/switchyard/pkg/generated/applyconfiguration/switchyard/v1alpha1"
@@ -94,18 +100,86 @@ func olderThan(a, b *v1alpha1.Queue) bool {
 	return a.Name < b.Name
 }
 
-// Table is the routing table for the given Queues: the routes, and the
-// default Queue.
-func Table(queues []*v1alpha1.Queue) (routes map[string]string, defaultQueue string) {
-	list, def := Routes(queues)
-	routes = make(map[string]string, len(list))
-	for _, r := range list {
-		routes[r.Queue] = r.value()
-	}
-	return routes, def.Queue
+// Contents is what the routing table holds for a set of Queues.
+type Contents struct {
+	// Routes maps each Queue to its route's value (see RoutingTable.Routes).
+	Routes map[string]string
+	// DefaultQueue is the Queue of unlabelled pods, or "".
+	DefaultQueue string
+	// NamespaceSelectors are the selectors of the Queues that restrict who
+	// may use them.
+	NamespaceSelectors map[string]metav1.LabelSelector
+	// ServedProfiles maps the scheduler names routing gives, except the
+	// open ones, to the first Queue (by name) routed there.
+	ServedProfiles map[string]string
 }
 
-// TableBytes is about what the routes take as JSON.
+// Table is the routing table for the given Queues. Pods may be created
+// naming one of the open profiles directly even when a Queue routes there.
+func Table(queues []*v1alpha1.Queue, open sets.Set[string]) Contents {
+	list, def := Routes(queues)
+	c := Contents{Routes: make(map[string]string, len(list)), DefaultQueue: def.Queue, ServedProfiles: map[string]string{}}
+	for _, r := range list {
+		c.Routes[r.Queue] = r.value()
+		if _, seen := c.ServedProfiles[r.Profile]; !seen && !open.Has(r.Profile) {
+			c.ServedProfiles[r.Profile] = r.Queue
+		}
+	}
+	for _, q := range queues {
+		if sel := q.Spec.NamespaceSelector; q.DeletionTimestamp == nil && sel != nil && (len(sel.MatchLabels) > 0 || len(sel.MatchExpressions) > 0) {
+			if c.NamespaceSelectors == nil {
+				c.NamespaceSelectors = map[string]metav1.LabelSelector{}
+			}
+			c.NamespaceSelectors[q.Name] = *sel
+		}
+	}
+	return c
+}
+
+// Bytes is about what the contents take as JSON.
+func (c Contents) Bytes() int {
+	n := TableBytes(c.Routes) + TableBytes(c.ServedProfiles)
+	if len(c.NamespaceSelectors) > 0 {
+		data, _ := json.Marshal(c.NamespaceSelectors)
+		n += len(data)
+	}
+	return n
+}
+
+// Matches reports whether the live table holds these contents.
+func (c Contents) Matches(live *v1alpha1.RoutingTable) bool {
+	return live != nil && maps.Equal(live.Routes, c.Routes) && live.DefaultQueue == c.DefaultQueue &&
+		maps.Equal(live.ServedProfiles, c.ServedProfiles) &&
+		len(live.NamespaceSelectors) == len(c.NamespaceSelectors) &&
+		(len(c.NamespaceSelectors) == 0 || apiequality.Semantic.DeepEqual(live.NamespaceSelectors, c.NamespaceSelectors))
+}
+
+// ApplyConfiguration is the apply configuration of the routing table.
+func (c Contents) ApplyConfiguration() *syac.RoutingTableApplyConfiguration {
+	t := syac.RoutingTable(v1alpha1.RoutingPolicyName).WithLabels(objectLabels()).
+		WithRoutes(c.Routes).WithDefaultQueue(c.DefaultQueue).WithServedProfiles(c.ServedProfiles)
+	if len(c.NamespaceSelectors) > 0 {
+		selectors := make(map[string]metav1ac.LabelSelectorApplyConfiguration, len(c.NamespaceSelectors))
+		for queue, sel := range c.NamespaceSelectors {
+			selectors[queue] = *selectorApplyConfiguration(sel)
+		}
+		t.WithNamespaceSelectors(selectors)
+	}
+	return t
+}
+
+func selectorApplyConfiguration(sel metav1.LabelSelector) *metav1ac.LabelSelectorApplyConfiguration {
+	ac := metav1ac.LabelSelector()
+	if len(sel.MatchLabels) > 0 {
+		ac.WithMatchLabels(sel.MatchLabels)
+	}
+	for _, e := range sel.MatchExpressions {
+		ac.WithMatchExpressions(metav1ac.LabelSelectorRequirement().WithKey(e.Key).WithOperator(e.Operator).WithValues(e.Values...))
+	}
+	return ac
+}
+
+// TableBytes is about what a map of names takes as JSON.
 func TableBytes(routes map[string]string) int {
 	n := 0
 	for k, v := range routes {
@@ -125,11 +199,6 @@ func objectLabels() map[string]string {
 	return map[string]string{v1alpha1.ManagedByLabel: v1alpha1.CoordinatorName, "app.kubernetes.io/part-of": "switchyard"}
 }
 
-// TableApplyConfiguration is the apply configuration of the routing table.
-func TableApplyConfiguration(routes map[string]string, defaultQueue string) *syac.RoutingTableApplyConfiguration {
-	return syac.RoutingTable(v1alpha1.RoutingPolicyName).WithLabels(objectLabels()).WithRoutes(routes).WithDefaultQueue(defaultQueue)
-}
-
 // The policy's CEL, over the routing table as params.
 const (
 	exprRequested = `has(object.metadata.labels) && %[1]s in object.metadata.labels ? object.metadata.labels[%[1]s] : ''`
@@ -145,10 +214,24 @@ const (
 		`(!variables.gated ? [] : has(object.spec.schedulingGates) ? [JSONPatch{op: "add", path: "/spec/schedulingGates/-", value: Object.spec.schedulingGates{name: %[3]s}}] : [JSONPatch{op: "add", path: "/spec/schedulingGates", value: [Object.spec.schedulingGates{name: %[3]s}]}])`
 )
 
+// routeVariables compute, from the routing table (params) and the pod's
+// label, where routing sends the pod: variables.queue, variables.profile and
+// variables.gated. The routing policy sets them; the routing guard checks
+// that a pod carries them, with the same expressions.
+func routeVariables() []*admissionregistrationv1ac.VariableApplyConfiguration {
+	return []*admissionregistrationv1ac.VariableApplyConfiguration{
+		admissionregistrationv1ac.Variable().WithName("requested").WithExpression(fmt.Sprintf(exprRequested, celString(v1alpha1.QueueLabel))),
+		admissionregistrationv1ac.Variable().WithName("table").WithExpression(exprTable),
+		admissionregistrationv1ac.Variable().WithName("queue").WithExpression(exprQueue),
+		admissionregistrationv1ac.Variable().WithName("route").WithExpression(exprRoute),
+		admissionregistrationv1ac.Variable().WithName("gated").WithExpression(fmt.Sprintf(exprGated, celString(GatedPrefix))),
+		admissionregistrationv1ac.Variable().WithName("profile").WithExpression(fmt.Sprintf(exprProfile, celString(v1alpha1.RouterSchedulerName), len(GatedPrefix))),
+	}
+}
+
 // Policy is the apply configuration of the routing policy. It does not
 // depend on the Queues: they are in the table.
 func Policy() *admissionregistrationv1ac.MutatingAdmissionPolicyApplyConfiguration {
-	label := celString(v1alpha1.QueueLabel)
 	annotationPath := AnnotationPath(v1alpha1.RoutedQueueAnnotation)
 	return admissionregistrationv1ac.MutatingAdmissionPolicy(v1alpha1.RoutingPolicyName).
 		WithLabels(objectLabels()).
@@ -161,14 +244,7 @@ func Policy() *admissionregistrationv1ac.MutatingAdmissionPolicyApplyConfigurati
 			WithMatchConditions(admissionregistrationv1ac.MatchCondition().
 				WithName("scheduler-name-is-switchyard").
 				WithExpression(fmt.Sprintf("object.spec.schedulerName == %s", celString(v1alpha1.RouterSchedulerName)))).
-			WithVariables(
-				admissionregistrationv1ac.Variable().WithName("requested").WithExpression(fmt.Sprintf(exprRequested, label)),
-				admissionregistrationv1ac.Variable().WithName("table").WithExpression(exprTable),
-				admissionregistrationv1ac.Variable().WithName("queue").WithExpression(exprQueue),
-				admissionregistrationv1ac.Variable().WithName("route").WithExpression(exprRoute),
-				admissionregistrationv1ac.Variable().WithName("gated").WithExpression(fmt.Sprintf(exprGated, celString(GatedPrefix))),
-				admissionregistrationv1ac.Variable().WithName("profile").WithExpression(fmt.Sprintf(exprProfile, celString(v1alpha1.RouterSchedulerName), len(GatedPrefix))),
-			).
+			WithVariables(routeVariables()...).
 			WithMutations(admissionregistrationv1ac.Mutation().
 				WithPatchType(admissionregistrationv1.PatchTypeJSONPatch).
 				WithJSONPatch(admissionregistrationv1ac.JSONPatch().WithExpression(

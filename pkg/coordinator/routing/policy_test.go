@@ -3,12 +3,15 @@ package routing
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
+	admissionregistrationv1ac "k8s.io/client-go/applyconfigurations/admissionregistration/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
@@ -48,10 +51,11 @@ func TestRoutes(t *testing.T) {
 }
 
 func TestTable(t *testing.T) {
-	table, def := Table([]*v1alpha1.Queue{
+	contents := Table([]*v1alpha1.Queue{
 		queue("batch", "switchyard-batch", false, 0, true),
 		queue("general", "switchyard", true, 0, false),
-	})
+	}, nil)
+	table, def := contents.Routes, contents.DefaultQueue
 	want := map[string]string{"batch": "+switchyard-batch", "general": "switchyard"}
 	if !maps.Equal(table, want) || def != "general" {
 		t.Errorf("table = %v default %q, want %v default general", table, def, want)
@@ -65,8 +69,64 @@ func TestTable(t *testing.T) {
 	if Routed(table, queue("new", "switchyard", false, 0, false)) {
 		t.Error("a Queue missing from the table is not routed")
 	}
-	if got, def := Table(nil); len(got) != 0 || def != "" {
-		t.Errorf("no Queues: empty table, got %v default %q", got, def)
+	if got := Table(nil, nil); len(got.Routes) != 0 || got.DefaultQueue != "" || len(got.ServedProfiles) != 0 || len(got.NamespaceSelectors) != 0 {
+		t.Errorf("no Queues: empty table, got %+v", got)
+	}
+}
+
+func TestTableServedProfiles(t *testing.T) {
+	queues := []*v1alpha1.Queue{
+		queue("b-batch", "switchyard-batch", false, 0, true),
+		queue("a-batch", "switchyard-batch", false, 0, false),
+		queue("general", "switchyard", true, 0, false),
+		queue("latency", "switchyard-latency", false, 0, false),
+		{ObjectMeta: metav1.ObjectMeta{Name: "jobs"}, Spec: v1alpha1.QueueSpec{External: &v1alpha1.ExternalScheduler{AMQPQueue: "jobs"}}},
+	}
+	for _, tc := range []struct {
+		name string
+		open []string
+		want map[string]string
+	}{
+		{name: "every profile a Queue routes to, named by its first Queue", want: map[string]string{
+			"switchyard-batch": "a-batch", "switchyard": "general", "switchyard-latency": "latency", v1alpha1.ExternalSchedulerName: "jobs"}},
+		{name: "open profiles are left out", open: []string{"switchyard-latency", "unused"}, want: map[string]string{
+			"switchyard-batch": "a-batch", "switchyard": "general", v1alpha1.ExternalSchedulerName: "jobs"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Table(queues, sets.New(tc.open...)).ServedProfiles; !maps.Equal(got, tc.want) {
+				t.Errorf("served profiles = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTableNamespaceSelectors(t *testing.T) {
+	restricted := queue("team-a", "switchyard-batch", false, 0, true)
+	restricted.Spec.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}
+	empty := queue("open", "switchyard-batch", false, 0, true)
+	empty.Spec.NamespaceSelector = &metav1.LabelSelector{}
+	deleted := queue("going", "switchyard-batch", false, 0, true)
+	deleted.Spec.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": "b"}}
+	deleted.DeletionTimestamp = &metav1.Time{Time: time.Unix(1, 0)}
+	contents := Table([]*v1alpha1.Queue{restricted, empty, deleted, queue("plain", "switchyard", false, 0, false)}, nil)
+	if len(contents.NamespaceSelectors) != 1 || contents.NamespaceSelectors["team-a"].MatchLabels["team"] != "a" {
+		t.Errorf("only team-a restricts its namespaces (an empty selector selects all), got %v", contents.NamespaceSelectors)
+	}
+	live := &v1alpha1.RoutingTable{Routes: contents.Routes, DefaultQueue: contents.DefaultQueue,
+		ServedProfiles: contents.ServedProfiles, NamespaceSelectors: contents.NamespaceSelectors}
+	if !contents.Matches(live) {
+		t.Error("the table written from the contents matches them")
+	}
+	live.NamespaceSelectors = map[string]metav1.LabelSelector{"team-a": {MatchLabels: map[string]string{"team": "c"}}}
+	if contents.Matches(live) {
+		t.Error("a changed selector must be written again")
+	}
+	if contents.Matches(nil) {
+		t.Error("a missing table must be written")
+	}
+	ac := contents.ApplyConfiguration()
+	if got := ac.NamespaceSelectors["team-a"].MatchLabels["team"]; got != "a" {
+		t.Errorf("apply configuration selector = %q", got)
 	}
 }
 
@@ -79,8 +139,7 @@ func TestTableHoldsTenThousandQueues(t *testing.T) {
 		name := fmt.Sprintf("%s-%05d", strings.Repeat("q", 57), i)
 		queues[i] = queue(name, "switchyard-latency", false, 0, i%2 == 0)
 	}
-	table, _ := Table(queues)
-	if size := TableBytes(table); size > MaxTableBytes {
+	if size := Table(queues, nil).Bytes(); size > MaxTableBytes {
 		t.Fatalf("10,000 Queues with 63-character names need %d bytes, more than %d", size, MaxTableBytes)
 	} else {
 		t.Logf("10,000 Queues with 63-character names: %d bytes of %d", size, MaxTableBytes)
@@ -119,5 +178,32 @@ func TestCELStringQuotes(t *testing.T) {
 		if got := celString(in); got != want {
 			t.Errorf("celString(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+func TestGuardsAreStatic(t *testing.T) {
+	if p, b := RoutingGuard(), RoutingGuardBinding(); *p.Name != v1alpha1.RoutingGuardPolicyName || *b.Spec.PolicyName != *p.Name ||
+		*b.Spec.ParamRef.Name != v1alpha1.RoutingPolicyName || *b.Spec.ParamRef.ParameterNotFoundAction != admissionregistrationv1.AllowAction {
+		t.Errorf("routing guard %q bound as %+v: want it bound to the routing table, allowing without it", *p.Name, b.Spec)
+	}
+	if p, b := AdmissionGuard(), AdmissionGuardBinding(); *p.Name != v1alpha1.AdmissionGuardPolicyName || *b.Spec.PolicyName != *p.Name || b.Spec.ParamRef != nil {
+		t.Errorf("admission guard %q bound as %+v", *p.Name, b.Spec)
+	}
+	if ops := RoutingGuard().Spec.MatchConstraints.ResourceRules[0].Operations; !slices.Equal(ops, []admissionregistrationv1.OperationType{admissionregistrationv1.Create}) {
+		t.Errorf("the routing guard checks pods as they are created, matches %v", ops)
+	}
+	if ops := AdmissionGuard().Spec.MatchConstraints.ResourceRules[0].Operations; !slices.Equal(ops, []admissionregistrationv1.OperationType{admissionregistrationv1.Update}) {
+		t.Errorf("the admission guard checks pod updates, matches %v", ops)
+	}
+	// Every refusal is a 403 with a message computed for the pod.
+	for _, p := range []*admissionregistrationv1ac.ValidatingAdmissionPolicyApplyConfiguration{RoutingGuard(), AdmissionGuard()} {
+		for i, v := range p.Spec.Validations {
+			if v.MessageExpression == nil || *v.Reason != metav1.StatusReasonForbidden {
+				t.Errorf("%s validation %d: want a message expression and reason Forbidden", *p.Name, i)
+			}
+		}
+	}
+	if resources := AdmissionGuard().Spec.MatchConstraints.ResourceRules[0].Resources; !slices.Contains(resources, "pods/status") {
+		t.Errorf("the admission guard must cover pods/status, which may change annotations: %v", resources)
 	}
 }
