@@ -12,6 +12,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	certutil "k8s.io/client-go/util/cert"
 )
 
@@ -122,4 +124,20 @@ func NewServingCert(dir string) (*ServingCert, error) {
 		return nil, err
 	}
 	return sc, os.WriteFile(sc.KeyFile, keyPEM, 0o600)
+}
+
+// ClientFor is a client of the API server that authenticates as
+// namespace/account (a token for the API server's audience), as a pod
+// running as that account would.
+func (c *Cluster) ClientFor(ctx context.Context, namespace, account string) (kubernetes.Interface, error) {
+	if err := c.CreateServiceAccount(ctx, namespace, account); err != nil {
+		return nil, err
+	}
+	token, err := c.Token(ctx, namespace, account, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	config := rest.AnonymousClientConfig(c.Config)
+	config.BearerToken = token
+	return kubernetes.NewForConfig(config)
 }

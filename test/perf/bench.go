@@ -427,8 +427,8 @@ func (s usageSnapshot) delta(b *bench, scheduler, coordinator *localcluster.Proc
 	return run
 }
 
-// removeRouting deletes the routing policy, its binding and its table, as
-// if no coordinator had ever run.
+// removeRouting deletes the routing policy, the guards, their bindings and
+// the routing table, as if no coordinator had ever run.
 func (b *bench) removeRouting(ctx context.Context) error {
 	api := b.cluster.Client.AdmissionregistrationV1()
 	ignore := func(err error) error {
@@ -442,6 +442,14 @@ func (b *bench) removeRouting(ctx context.Context) error {
 	}
 	if err := ignore(api.MutatingAdmissionPolicies().Delete(ctx, v1alpha1.RoutingPolicyName, metav1.DeleteOptions{})); err != nil {
 		return err
+	}
+	for _, guard := range []string{v1alpha1.RoutingGuardPolicyName, v1alpha1.AdmissionGuardPolicyName} {
+		if err := ignore(api.ValidatingAdmissionPolicyBindings().Delete(ctx, guard, metav1.DeleteOptions{})); err != nil {
+			return err
+		}
+		if err := ignore(api.ValidatingAdmissionPolicies().Delete(ctx, guard, metav1.DeleteOptions{})); err != nil {
+			return err
+		}
 	}
 	sy, err := versioned.NewForConfig(b.cluster.Config)
 	if err != nil {
