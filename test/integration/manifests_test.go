@@ -2,12 +2,18 @@ package integration
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2/ktesting"
+	psapi "k8s.io/pod-security-admission/api"
+	psapolicy "k8s.io/pod-security-admission/policy"
 
 	"github.com/switchyard-sched/switchyard/test/localcluster"
 )
@@ -60,4 +66,100 @@ func TestManifestsAcceptedByAPIServer(t *testing.T) {
 			t.Errorf("%s: %s %s rejected: %v", m.Path, obj.GetKind(), obj.GetName(), err)
 		}
 	}
+}
+
+// TestShippedPodsMeetPodSecurity creates (server-side dry run) a pod from
+// every shipped workload's pod template, in the namespace the manifests put
+// it, after applying the shipped Namespaces with their Pod Security labels:
+// the API server's own PodSecurity admission decides, as it would for the
+// DaemonSet or Deployment controller's pods. A template its namespace's
+// level refuses would never start.
+func TestShippedPodsMeetPodSecurity(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	manifests, err := localcluster.LoadManifests("manifests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var namespaces, accounts []localcluster.Manifest
+	for _, m := range manifests {
+		switch m.Object.GetKind() {
+		case "Namespace":
+			namespaces = append(namespaces, m)
+		case "ServiceAccount":
+			accounts = append(accounts, m)
+		}
+	}
+	if err := cluster.Apply(ctx, namespaces); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Apply(ctx, accounts); err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, m := range manifests {
+		switch m.Object.GetKind() {
+		case "Deployment", "DaemonSet", "StatefulSet", "Job":
+		default:
+			continue
+		}
+		template, found, err := unstructured.NestedMap(m.Object.Object, "spec", "template")
+		if err != nil || !found {
+			t.Errorf("%s: %s %s has no pod template: %v", m.Path, m.Object.GetKind(), m.Object.GetName(), err)
+			continue
+		}
+		pod := &corev1.Pod{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(template, pod); err != nil {
+			t.Errorf("%s: %v", m.Path, err)
+			continue
+		}
+		ns := m.Object.GetNamespace()
+		if ns == "" {
+			ns = metav1.NamespaceDefault
+		}
+		level := "(none)"
+		if live, err := cluster.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err == nil {
+			level = live.Labels["pod-security.kubernetes.io/enforce"]
+		}
+		pod.Namespace, pod.Name = ns, m.Object.GetName()+"-template"
+		if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+			t.Errorf("%s: a pod of %s %s is refused in namespace %s (Pod Security %s): %v", m.Path, m.Object.GetKind(), m.Object.GetName(), ns, level, err)
+			continue
+		}
+		t.Logf("%s: %s %s passes in namespace %s (Pod Security enforce=%s)", m.Path, m.Object.GetKind(), m.Object.GetName(), ns, level)
+		checked++
+		if level == string(psapi.LevelPrivileged) {
+			// A privileged namespace checks nothing: the template must still
+			// miss restricted only by what the namespace exists for.
+			assertRestrictedBut(t, m.Path, pod, "hostPath volumes", "restricted volume types")
+		}
+	}
+	if checked == 0 && !t.Failed() {
+		t.Fatal("no shipped workloads found")
+	}
+}
+
+// assertRestrictedBut evaluates pod with the vendored Pod Security library
+// at the restricted level and fails for any violation other than allowed
+// (the checks' ForbiddenReason), and when there is none (then the pod's
+// namespace need not be privileged).
+func assertRestrictedBut(t *testing.T, path string, pod *corev1.Pod, allowed ...string) {
+	t.Helper()
+	evaluator, err := psapolicy.NewEvaluator(psapolicy.DefaultChecks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var violations []string
+	for _, r := range evaluator.EvaluatePod(psapi.LevelVersion{Level: psapi.LevelRestricted, Version: psapi.LatestVersion()}, &pod.ObjectMeta, &pod.Spec) {
+		if r.Allowed {
+			continue
+		}
+		violations = append(violations, r.ForbiddenReason)
+		if !slices.Contains(allowed, r.ForbiddenReason) {
+			t.Errorf("%s: the pod breaks Pod Security restricted beyond %v: %s (%s)", path, allowed, r.ForbiddenReason, r.ForbiddenDetail)
+		}
+	}
+	if len(violations) == 0 {
+		t.Errorf("%s: the pod meets restricted: its namespace need not be privileged", path)
+	}
+	t.Logf("%s: at restricted, only %v", path, violations)
 }
