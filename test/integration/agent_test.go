@@ -7,15 +7,20 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/switchyard-sched/switchyard/pkg/agent"
@@ -355,4 +360,138 @@ func TestAgentPolicyFromConfigurator(t *testing.T) {
 	if p := policy("node-a"); p.Lower != guardian.DefaultPolicy().Lower || p.Window != 5*time.Second {
 		t.Errorf("node-a took an invalid policy: %+v", p)
 	}
+}
+
+// TestAgentNodeScope: the shipped switchyard-agent-node-scope policy lets an
+// agent, authenticated by the token bound to its pod on a node, report on
+// its own Node and resize its own node's pods, and refuses everything else
+// the agent's ClusterRole would allow, through the real agent actuator.
+func TestAgentNodeScope(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	nodes, _ := testNodes(ctx, t, 2, localcluster.NodeSpec{CPU: "4", Memory: "8Gi"})
+	mine, other := nodes[0], nodes[1]
+	ns := "switchyard-agent" // where the manifests run the agent; the policy names its account
+	for _, file := range []string{"manifests/agent/namespace.yaml", "manifests/agent/node-scope.yaml"} {
+		objs, err := localcluster.LoadManifests(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cluster.Apply(ctx, objs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cluster.ApplyKind(ctx, "ClusterRole", "manifests/agent/rbac.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.BindClusterRole(ctx, "test-switchyard-agent", "switchyard-agent", ns, "switchyard-agent"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.CreateServiceAccount(ctx, ns, "switchyard-agent"); err != nil {
+		t.Fatal(err)
+	}
+	// The agent's own pod, on its node, as the DaemonSet would place it.
+	agentPod := localcluster.Pod(ns, "switchyard-agent-"+mine, localcluster.PodSpec{})
+	agentPod.Spec.ServiceAccountName, agentPod.Spec.NodeName = "switchyard-agent", mine
+	created, err := cluster.CreatePods(ctx, agentPod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientWith := func(token string) kubernetes.Interface {
+		config := rest.AnonymousClientConfig(cluster.Config)
+		config.BearerToken = token
+		c, err := kubernetes.NewForConfig(config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	bound, err := cluster.Token(ctx, ns, "switchyard-agent", "", created[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	unbound, err := cluster.Token(ctx, ns, "switchyard-agent", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentClient, unboundClient := clientWith(bound), clientWith(unbound)
+
+	// Workload pods on both nodes, bound there directly.
+	work := map[string]*corev1.Pod{}
+	for _, node := range []string{mine, other} {
+		p := autoscaledPod(ns, "work-"+node, node, resources("100m", "64Mi"), resources("200m", "64Mi"), nil)
+		created, err := cluster.CreatePods(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		work[node] = created[0]
+	}
+	report := func(client kubernetes.Interface, node string, extra map[string]string) error {
+		annotations := map[string]string{v1alpha1.MeasuredUsageAnnotation: `{"milliCPU":100}`}
+		for k, v := range extra {
+			annotations[k] = v
+		}
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": annotations}})
+		_, err := client.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	}
+	label := func(client kubernetes.Interface, node string) error {
+		patch := []byte(`{"metadata":{"labels":{"switchyard-test/stolen":"yes"}}}`)
+		_, err := client.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	}
+	resize := func(client kubernetes.Interface, node string) error {
+		pod := work[node]
+		// The agent's own actuator, with the resize sent as a dry run.
+		dry := dryRunClient{Interface: client}
+		return agent.ResizeActuator{Client: dry}.Apply(ctx, agent.Target{Key: pod.Namespace + "/" + pod.Name, Object: pod, Container: pod.Spec.Containers[0].Name},
+			guardian.Decision{Resource: guardian.CPU, To: 300})
+	}
+	cases := []struct {
+		name string
+		do   func() error
+		want string // "" means allowed
+	}{
+		{"report on its own Node", func() error { return report(agentClient, mine, nil) }, ""},
+		{"resize a pod on its node", func() error { return resize(agentClient, mine) }, ""},
+		{"report on another Node", func() error { return report(agentClient, other, nil) }, "may not update Node " + other},
+		{"change another annotation of its Node", func() error { return report(agentClient, mine, map[string]string{"switchyard-test/other": "x"}) }, "only the switchyard.io/measured-usage"},
+		{"label its Node", func() error { return label(agentClient, mine) }, "only the switchyard.io/measured-usage"},
+		{"resize a pod on another node", func() error { return resize(agentClient, other) }, "which is on node " + other},
+		{"report without a pod-bound token", func() error { return report(unboundClient, mine, nil) }, "token bound to its pod on a node"},
+	}
+	for _, tc := range cases {
+		var err error
+		// The policy reaches the admission chain a moment after it is written.
+		_ = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			err = tc.do()
+			return tc.want == "" || err != nil, nil
+		})
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: got %v, want 403 Forbidden with %q", tc.name, err, tc.want)
+		default:
+			t.Logf("%s: %v", tc.name, err)
+		}
+	}
+}
+
+// dryRunClient sends every pod patch as a server-side dry run: admission
+// runs in full, nothing is stored.
+type dryRunClient struct{ kubernetes.Interface }
+
+func (c dryRunClient) CoreV1() corev1client.CoreV1Interface { return dryRunCore{c.Interface.CoreV1()} }
+
+type dryRunCore struct{ corev1client.CoreV1Interface }
+
+func (c dryRunCore) Pods(namespace string) corev1client.PodInterface {
+	return dryRunPods{c.CoreV1Interface.Pods(namespace)}
+}
+
+type dryRunPods struct{ corev1client.PodInterface }
+
+func (p dryRunPods) Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, subresources ...string) (*corev1.Pod, error) {
+	opts.DryRun = []string{metav1.DryRunAll}
+	return p.PodInterface.Patch(ctx, name, pt, data, opts, subresources...)
 }
