@@ -64,11 +64,8 @@ func RoutingGuard() *admissionregistrationv1ac.ValidatingAdmissionPolicyApplyCon
 	return admissionregistrationv1ac.ValidatingAdmissionPolicy(v1alpha1.RoutingGuardPolicyName).
 		WithLabels(objectLabels()).
 		WithSpec(admissionregistrationv1ac.ValidatingAdmissionPolicySpec().
-			WithParamKind(admissionregistrationv1ac.ParamKind().WithAPIVersion(v1alpha1.SchemeGroupVersion.String()).WithKind("RoutingTable")).
-			WithMatchConstraints(admissionregistrationv1ac.MatchResources().WithResourceRules(
-				admissionregistrationv1ac.NamedRuleWithOperations().
-					WithOperations(admissionregistrationv1.Create).
-					WithAPIGroups("").WithAPIVersions("v1").WithResources("pods"))).
+			WithParamKind(tableParamKind()).
+			WithMatchConstraints(podRules([]admissionregistrationv1.OperationType{admissionregistrationv1.Create}, "pods")).
 			// Most pods of a cluster name the default scheduler and carry
 			// no routed queue: they are not evaluated.
 			WithMatchConditions(admissionregistrationv1ac.MatchCondition().
@@ -130,10 +127,7 @@ func AdmissionGuard() *admissionregistrationv1ac.ValidatingAdmissionPolicyApplyC
 	return admissionregistrationv1ac.ValidatingAdmissionPolicy(v1alpha1.AdmissionGuardPolicyName).
 		WithLabels(objectLabels()).
 		WithSpec(admissionregistrationv1ac.ValidatingAdmissionPolicySpec().
-			WithMatchConstraints(admissionregistrationv1ac.MatchResources().WithResourceRules(
-				admissionregistrationv1ac.NamedRuleWithOperations().
-					WithOperations(admissionregistrationv1.Update).
-					WithAPIGroups("").WithAPIVersions("v1").WithResources("pods", "pods/status"))).
+			WithMatchConstraints(podRules([]admissionregistrationv1.OperationType{admissionregistrationv1.Update}, "pods", "pods/status")).
 			// Only pods that are, or would become, routed are evaluated.
 			WithMatchConditions(admissionregistrationv1ac.MatchCondition().
 				WithName("routed").

@@ -229,6 +229,18 @@ func routeVariables() []*admissionregistrationv1ac.VariableApplyConfiguration {
 	}
 }
 
+// tableParamKind is the routing table as a policy's parameter kind.
+func tableParamKind() *admissionregistrationv1ac.ParamKindApplyConfiguration {
+	return admissionregistrationv1ac.ParamKind().WithAPIVersion(v1alpha1.SchemeGroupVersion.String()).WithKind("RoutingTable")
+}
+
+// podRules matches the operations on the pod resources (pods, pods/status).
+func podRules(ops []admissionregistrationv1.OperationType, resources ...string) *admissionregistrationv1ac.MatchResourcesApplyConfiguration {
+	return admissionregistrationv1ac.MatchResources().WithResourceRules(
+		admissionregistrationv1ac.NamedRuleWithOperations().WithOperations(ops...).
+			WithAPIGroups("").WithAPIVersions("v1").WithResources(resources...))
+}
+
 // Policy is the apply configuration of the routing policy. It does not
 // depend on the Queues: they are in the table.
 func Policy() *admissionregistrationv1ac.MutatingAdmissionPolicyApplyConfiguration {
@@ -236,11 +248,8 @@ func Policy() *admissionregistrationv1ac.MutatingAdmissionPolicyApplyConfigurati
 	return admissionregistrationv1ac.MutatingAdmissionPolicy(v1alpha1.RoutingPolicyName).
 		WithLabels(objectLabels()).
 		WithSpec(admissionregistrationv1ac.MutatingAdmissionPolicySpec().
-			WithParamKind(admissionregistrationv1ac.ParamKind().WithAPIVersion(v1alpha1.SchemeGroupVersion.String()).WithKind("RoutingTable")).
-			WithMatchConstraints(admissionregistrationv1ac.MatchResources().WithResourceRules(
-				admissionregistrationv1ac.NamedRuleWithOperations().
-					WithOperations(admissionregistrationv1.Create).
-					WithAPIGroups("").WithAPIVersions("v1").WithResources("pods"))).
+			WithParamKind(tableParamKind()).
+			WithMatchConstraints(podRules([]admissionregistrationv1.OperationType{admissionregistrationv1.Create}, "pods")).
 			WithMatchConditions(admissionregistrationv1ac.MatchCondition().
 				WithName("scheduler-name-is-switchyard").
 				WithExpression(fmt.Sprintf("object.spec.schedulerName == %s", celString(v1alpha1.RouterSchedulerName)))).
