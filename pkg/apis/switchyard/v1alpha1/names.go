@@ -133,4 +133,8 @@ const (
 	// longer serves (its profile or external scheduler was changed after
 	// they were created); they are not admitted.
 	QueueStrandedPods = "StrandedPods"
+	// QueueCalcSetsCannotFit: some waiting calculation sets are larger than
+	// the queue's limits allow at once (maxAdmitted, the cluster-wide cap or
+	// quota); they are never admitted until the set or the Queue changes.
+	QueueCalcSetsCannotFit = "CalcSetsCannotFit"
 )

@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"strconv"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -31,4 +33,20 @@ type AdmissionRecord struct {
 	// Limits are the queue's limits the admission was checked against and
 	// what they stood at with this pod counted, e.g. "maxAdmitted 3/10".
 	Limits string `json:"limits"`
+}
+
+// CalcSetMembership reads a pod's calculation-set labels: the set's name
+// and size, and ok when the pod is a member with a usable size (at least
+// 1). A member with bad labels is refused by the CalcSet plugin, which says
+// why; elsewhere it is treated as a pod of its own.
+func CalcSetMembership(pod *corev1.Pod) (name string, size int, ok bool) {
+	name = pod.Labels[CalcSetLabel]
+	if name == "" {
+		return "", 0, false
+	}
+	size, err := strconv.Atoi(pod.Labels[CalcSetSizeLabel])
+	if err != nil || size < 1 {
+		return "", 0, false
+	}
+	return name, size, true
 }

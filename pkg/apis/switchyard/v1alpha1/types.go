@@ -21,6 +21,7 @@ import (
 // +kubebuilder:printcolumn:name="Pending",type=integer,JSONPath=`.status.pending`
 // +kubebuilder:printcolumn:name="Admitted",type=integer,JSONPath=`.status.admitted`
 // +kubebuilder:printcolumn:name="Scheduled",type=integer,JSONPath=`.status.scheduled`,priority=1
+// +kubebuilder:printcolumn:name="Overdue",type=integer,JSONPath=`.status.overdue`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63",message="a Queue name is used as a label value, so it must be at most 63 characters"
@@ -98,6 +99,17 @@ type QueueSpec struct {
 	// AdmissionRate caps how fast pods are admitted.
 	// +optional
 	AdmissionRate *AdmissionRate `json:"admissionRate,omitempty"`
+
+	// AdmittedTimeoutSeconds: a pod admitted this long ago and still not
+	// bound to a node (no node fits it, say) stops counting against
+	// maxAdmitted and the cluster-wide cap, and gets an AdmittedTimeout
+	// Warning Event, so that unschedulable pods cannot hold the queue shut.
+	// It still counts against quota while it exists, and counts as
+	// scheduled once it binds. Unset: admitted pods count until they bind.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=604800
+	AdmittedTimeoutSeconds *int32 `json:"admittedTimeoutSeconds,omitempty"`
 }
 
 // ExternalScheduler is where an external queue's pods are published.
@@ -162,6 +174,10 @@ type QueueStatus struct {
 	// Scheduled counts pods bound to a node that have not terminated.
 	// +optional
 	Scheduled int32 `json:"scheduled"`
+	// Overdue counts pods admitted longer than admittedTimeoutSeconds ago
+	// and still not bound; they are not in Admitted.
+	// +optional
+	Overdue int32 `json:"overdue,omitempty"`
 	// OldestPendingSince is the creation time of the oldest waiting pod.
 	// +optional
 	OldestPendingSince *metav1.Time `json:"oldestPendingSince,omitempty"`

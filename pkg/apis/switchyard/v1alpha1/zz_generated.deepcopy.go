@@ -151,6 +151,11 @@ func (in *QueueSpec) DeepCopyInto(out *QueueSpec) {
 		*out = new(AdmissionRate)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.AdmittedTimeoutSeconds != nil {
+		in, out := &in.AdmittedTimeoutSeconds, &out.AdmittedTimeoutSeconds
+		*out = new(int32)
+		**out = **in
+	}
 	return
 }
 

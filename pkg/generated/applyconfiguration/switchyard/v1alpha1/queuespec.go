@@ -62,6 +62,13 @@ type QueueSpecApplyConfiguration struct {
 	Quota *corev1.ResourceList `json:"quota,omitempty"`
 	// AdmissionRate caps how fast pods are admitted.
 	AdmissionRate *AdmissionRateApplyConfiguration `json:"admissionRate,omitempty"`
+	// AdmittedTimeoutSeconds: a pod admitted this long ago and still not
+	// bound to a node (no node fits it, say) stops counting against
+	// maxAdmitted and the cluster-wide cap, and gets an AdmittedTimeout
+	// Warning Event, so that unschedulable pods cannot hold the queue shut.
+	// It still counts against quota while it exists, and counts as
+	// scheduled once it binds. Unset: admitted pods count until they bind.
+	AdmittedTimeoutSeconds *int32 `json:"admittedTimeoutSeconds,omitempty"`
 }
 
 // QueueSpecApplyConfiguration constructs a declarative configuration of the QueueSpec type for use with
@@ -139,5 +146,13 @@ func (b *QueueSpecApplyConfiguration) WithQuota(value corev1.ResourceList) *Queu
 // If called multiple times, the AdmissionRate field is set to the value of the last call.
 func (b *QueueSpecApplyConfiguration) WithAdmissionRate(value *AdmissionRateApplyConfiguration) *QueueSpecApplyConfiguration {
 	b.AdmissionRate = value
+	return b
+}
+
+// WithAdmittedTimeoutSeconds sets the AdmittedTimeoutSeconds field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the AdmittedTimeoutSeconds field is set to the value of the last call.
+func (b *QueueSpecApplyConfiguration) WithAdmittedTimeoutSeconds(value int32) *QueueSpecApplyConfiguration {
+	b.AdmittedTimeoutSeconds = &value
 	return b
 }

@@ -34,6 +34,9 @@ type QueueStatusApplyConfiguration struct {
 	Admitted *int32 `json:"admitted,omitempty"`
 	// Scheduled counts pods bound to a node that have not terminated.
 	Scheduled *int32 `json:"scheduled,omitempty"`
+	// Overdue counts pods admitted longer than admittedTimeoutSeconds ago
+	// and still not bound; they are not in Admitted.
+	Overdue *int32 `json:"overdue,omitempty"`
 	// OldestPendingSince is the creation time of the oldest waiting pod.
 	OldestPendingSince *v1.Time `json:"oldestPendingSince,omitempty"`
 	// ObservedGeneration is the spec generation the status reflects.
@@ -71,6 +74,14 @@ func (b *QueueStatusApplyConfiguration) WithAdmitted(value int32) *QueueStatusAp
 // If called multiple times, the Scheduled field is set to the value of the last call.
 func (b *QueueStatusApplyConfiguration) WithScheduled(value int32) *QueueStatusApplyConfiguration {
 	b.Scheduled = &value
+	return b
+}
+
+// WithOverdue sets the Overdue field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Overdue field is set to the value of the last call.
+func (b *QueueStatusApplyConfiguration) WithOverdue(value int32) *QueueStatusApplyConfiguration {
+	b.Overdue = &value
 	return b
 }
 
