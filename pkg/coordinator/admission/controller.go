@@ -43,6 +43,12 @@ const (
 	ReasonUnknownQueue = "UnknownQueue"
 	ReasonStranded     = "Stranded"
 	ReasonAdmitFailed  = "AdmissionFailed"
+	// ReasonCalcSetCannotFit: a calculation set is larger than its queue's
+	// limits allow at once; recorded once per set, on one member.
+	ReasonCalcSetCannotFit = "CalcSetCannotFit"
+	// ReasonAdmittedTimeout: admitted longer than the queue's
+	// admittedTimeoutSeconds ago and still not bound.
+	ReasonAdmittedTimeout = "AdmittedTimeout"
 )
 
 // Options tunes the controller.
@@ -257,12 +263,31 @@ func (c *Controller) cycle(ctx context.Context, _ string) (time.Duration, error)
 	start := c.clock.Now()
 	c.mu.Lock()
 	c.state.expireSending(start, sendingMaxAge)
+	overdue, nextDue := c.state.ExpireAdmitted(start)
 	d := Decide(c.input(), start)
+	if !nextDue.IsZero() {
+		if wait := nextDue.Sub(start); d.Next == 0 || wait < d.Next {
+			d.Next = wait
+		}
+	}
 	c.pass, c.active, c.buckets = d.Pass, d.Active, d.Buckets
+	// Budget guarantees room for all but a calculation set larger than it,
+	// which is sent once the lock is released (workers need it).
+	var overflow []Admission
 	for _, a := range d.Admit {
 		c.state.markSending(a.entry, start)
 		a.decided = start
-		c.work <- a // Budget guarantees the room.
+		select {
+		case c.work <- a:
+		default:
+			overflow = append(overflow, a)
+		}
+	}
+	for _, u := range d.Unfit {
+		u.gang.unfitReported = true
+		if q := c.state.queues[u.Queue]; q != nil {
+			q.unfit[u.gang.key] = u.gang
+		}
 	}
 	var announce []*entry
 	for name := range d.Held {
@@ -277,6 +302,16 @@ func (c *Controller) cycle(ctx context.Context, _ string) (time.Duration, error)
 	held := d.Held
 	c.mu.Unlock()
 	c.metrics.CycleSeconds.Observe(c.clock.Since(start).Seconds())
+	for _, a := range overflow {
+		c.work <- a
+	}
+	c.announceOverdue(overdue, start)
+	for _, u := range d.Unfit {
+		ref := &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: u.member.namespace, Name: u.member.name, UID: u.member.uid}
+		c.recorder.Eventf(ref, nil, corev1.EventTypeWarning, ReasonCalcSetCannotFit, "Admit",
+			"Calculation set %q can never be admitted whole by queue %q: %s. Its members wait until the set or the queue is changed", u.gang.key.name, u.Queue, u.Reason)
+		c.status.Add(u.Queue)
+	}
 	for _, e := range announce {
 		c.recordQueued(e, held[e.queue])
 	}
@@ -288,6 +323,19 @@ func (c *Controller) recordQueued(e *entry, limit string) {
 	ref := &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: e.namespace, Name: e.name, UID: e.uid}
 	c.recorder.Eventf(ref, nil, corev1.EventTypeNormal, ReasonQueued, "Queue",
 		"Waiting for admission in queue %q, held by %s", e.queue, limit)
+}
+
+// announceOverdue tells each pod that went overdue, once, that it no
+// longer holds its queue's maxAdmitted, and counts it.
+func (c *Controller) announceOverdue(overdue []*entry, now time.Time) {
+	for _, e := range overdue {
+		ref := &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: e.namespace, Name: e.name, UID: e.uid}
+		c.recorder.Eventf(ref, nil, corev1.EventTypeWarning, ReasonAdmittedTimeout, "Admit",
+			"Admitted %s ago by queue %q and still not bound to a node (see its FailedScheduling Events); it no longer counts against the queue's maxAdmitted, only against its quota",
+			now.Sub(e.admittedAt).Round(time.Second), e.queue)
+		c.metrics.AdmittedTimeouts.WithLabelValues(e.queue).Inc()
+		c.status.AddAfter(e.queue, c.opts.StatusInterval)
+	}
 }
 
 func (c *Controller) announceStranded(stranded []*entry) {

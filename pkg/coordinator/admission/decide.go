@@ -90,6 +90,39 @@ type Decision struct {
 	Next time.Duration
 	// OutOfBudget is true when admissible pods were left for lack of budget.
 	OutOfBudget bool
+	// Unfit are calculation sets found to never fit their queue's limits
+	// that were not reported before; they are skipped, not held for.
+	Unfit []UnfitSet
+}
+
+// UnfitSet is a calculation set that can never be admitted whole.
+type UnfitSet struct {
+	Queue  string
+	Reason string
+	gang   *gang
+	// member is one waiting member, for the Event.
+	member *entry
+}
+
+// SetCannotFit says why a calculation set of size members asking requests
+// in all (known once the set is complete) can never be admitted whole under
+// spec, or "" when it can.
+func SetCannotFit(spec *v1alpha1.QueueSpec, size int, requests Resources, complete bool, maxTotal int) string {
+	if spec.MaxAdmitted != nil && size > int(*spec.MaxAdmitted) {
+		return fmt.Sprintf("the set has %d members and the queue's maxAdmitted is %d", size, *spec.MaxAdmitted)
+	}
+	if spec.HasLimits() && maxTotal > 0 && size > maxTotal {
+		return fmt.Sprintf("the set has %d members and the cluster-wide cap --max-admitted is %d", size, maxTotal)
+	}
+	if complete {
+		for _, name := range sortedNames(spec.Quota) {
+			limit := spec.Quota[name]
+			if requests[name] > limit.MilliValue() {
+				return fmt.Sprintf("the set asks %s %s in all and the queue's quota is %s", quantity(requests[name], name), name, limit.String())
+			}
+		}
+	}
+	return ""
 }
 
 // Decide is the admission policy: a pure function of the queues' state and
@@ -103,7 +136,14 @@ type Decision struct {
 //   - among queues that may admit, higher spec.priority first, then the
 //     lowest stride pass (weights), then name; within a queue, pod priority
 //     then creation time; a queue's head pod that does not fit blocks the
-//     queue (no skipping ahead, so big pods are not starved).
+//     queue (no skipping ahead, so big pods are not starved);
+//   - the members of a calculation set are one unit, at the place of its
+//     first waiting member: admitted all together once every member exists,
+//     checked as a whole against maxAdmitted, the cluster cap and quota,
+//     one token of the rate and one stride step; a set not complete yet
+//     waits without blocking its queue, and one that can never fit is
+//     reported (Unfit) and skipped. A set larger than the budget is admitted
+//     alone, as the first unit of a decision.
 //
 // Queues that start contending join at the lowest pass among those already
 // contending, so an idle queue cannot claim a burst for the time it was idle.
@@ -124,7 +164,7 @@ func Decide(in Input, now time.Time) Decision {
 		if q.Spec == nil {
 			continue
 		}
-		v := &decideView{QueueView: q, admitted: q.Admitted, usage: Resources{}, quotaNames: sortedNames(q.Spec.Quota)}
+		v := &decideView{QueueView: q, admitted: q.Admitted, usage: Resources{}, quotaNames: sortedNames(q.Spec.Quota), unitAt: -1}
 		v.usage.add(q.Usage, 1)
 		for _, name := range v.quotaNames {
 			limit := q.Spec.Quota[name]
@@ -170,10 +210,11 @@ func Decide(in Input, now time.Time) Decision {
 		}
 	}
 
+	decided := map[*gang]bool{}
 	for {
 		var best *decideView
 		for _, v := range views {
-			if v.next >= len(v.Pending) {
+			if !v.headUnit(&d, decided, in.MaxAdmittedTotal) {
 				continue
 			}
 			v.hold, v.wait = v.admissible(in.MaxAdmittedTotal, totalAdmitted)
@@ -187,29 +228,35 @@ func Decide(in Input, now time.Time) Decision {
 		if best == nil {
 			break
 		}
-		if len(d.Admit) >= in.Budget {
+		n := len(best.unit)
+		if in.Budget <= 0 || (len(d.Admit) > 0 && len(d.Admit)+n > in.Budget) {
 			d.OutOfBudget = true
 			break
 		}
-		e := best.Pending[best.next]
-		a := Admission{entry: e, Queue: best.Name, Limits: best.limits(e, in.MaxAdmittedTotal, totalAdmitted)}
+		limits := best.limits(in.MaxAdmittedTotal, totalAdmitted)
+		for _, e := range best.unit {
+			d.Admit = append(d.Admit, Admission{entry: e, Queue: best.Name, Limits: limits})
+		}
+		if g := best.unit[0].gang; g != nil {
+			decided[g] = true
+		}
 		best.next++
-		best.admitted++
-		best.usage.add(e.requests, 1)
+		best.unitAt = -1
+		best.admitted += n
+		best.usage.add(best.unitRequests, 1)
 		if best.Spec.HasLimits() {
-			totalAdmitted++
+			totalAdmitted += n
 		}
 		if best.bucket != nil {
 			best.bucket.Tokens--
 		}
 		d.Pass[best.Name] += 1 / float64(max(best.Spec.Weight, 1))
-		d.Admit = append(d.Admit, a)
 	}
 	for _, v := range views {
 		if v.bucket != nil {
 			d.Buckets[v.Name] = *v.bucket
 		}
-		if v.next < len(v.Pending) && v.hold != holdNone {
+		if v.headUnit(&d, decided, in.MaxAdmittedTotal) && v.hold != holdNone {
 			d.Held[v.Name] = v.holdMessage(in.MaxAdmittedTotal, totalAdmitted)
 			if v.wait > 0 && (d.Next == 0 || v.wait < d.Next) {
 				d.Next = v.wait
@@ -246,6 +293,58 @@ type decideView struct {
 	hold      hold
 	wait      time.Duration
 	overQuota int
+	// unit is what the queue would admit next (see headUnit): the pod at
+	// next, or the waiting members of its complete set; unitRequests sums
+	// their requests, unitAt is the next it was found for.
+	unit         []*entry
+	unitRequests Resources
+	unitAt       int
+}
+
+// headUnit finds the queue's next unit from v.next on and reports whether
+// there is one. Members of a set already admitted in this decision, of a
+// set whose other members do not exist yet, and of a set that can never
+// fit are passed over; the last are reported once in d.Unfit.
+func (v *decideView) headUnit(d *Decision, decided map[*gang]bool, maxTotal int) bool {
+	if v.unitAt == v.next && len(v.unit) > 0 {
+		return true
+	}
+	v.unit = v.unit[:0]
+	for ; v.next < len(v.Pending); v.next++ {
+		e := v.Pending[v.next]
+		g := e.gang
+		if g == nil {
+			v.unit, v.unitRequests, v.unitAt = append(v.unit, e), e.requests, v.next
+			return true
+		}
+		if decided[g] {
+			continue
+		}
+		pending, past, requests := g.standing()
+		complete := pending+past >= g.size
+		if reason := SetCannotFit(v.Spec, g.size, requests, complete, maxTotal); reason != "" {
+			decided[g] = true
+			if !g.unfitReported {
+				d.Unfit = append(d.Unfit, UnfitSet{Queue: v.Name, Reason: reason, gang: g, member: e})
+			}
+			continue
+		}
+		if !complete {
+			decided[g] = true // waits for its other members, holding nothing
+			continue
+		}
+		v.unitRequests = Resources{}
+		for _, m := range g.members {
+			if m.class == classPending {
+				v.unit = append(v.unit, m)
+				v.unitRequests.add(m.requests, 1)
+			}
+		}
+		sort.Slice(v.unit, func(i, j int) bool { return orderBefore(v.unit[i], v.unit[j]) })
+		v.unitAt = v.next
+		return true
+	}
+	return false
 }
 
 // before orders contending queues: higher spec.priority first, then the
@@ -268,13 +367,13 @@ func (v *decideView) admissible(maxTotal, totalAdmitted int) (hold, time.Duratio
 	switch {
 	case !v.Usable:
 		return holdUnusable, 0
-	case spec.HasLimits() && maxTotal > 0 && totalAdmitted >= maxTotal:
+	case spec.HasLimits() && maxTotal > 0 && totalAdmitted+len(v.unit) > maxTotal:
 		return holdClusterCap, 0
-	case spec.MaxAdmitted != nil && v.admitted >= int(*spec.MaxAdmitted):
+	case spec.MaxAdmitted != nil && v.admitted+len(v.unit) > int(*spec.MaxAdmitted):
 		return holdMaxAdmitted, 0
 	}
 	if len(v.quota) > 0 {
-		reqs := v.Pending[v.next].requests
+		reqs := v.unitRequests
 		for i, name := range v.quotaNames {
 			if v.usage[name]+reqs[name] > v.quota[i] {
 				v.overQuota = i
@@ -302,7 +401,7 @@ func (v *decideView) holdMessage(maxTotal, totalAdmitted int) string {
 	case holdQuota:
 		name := v.quotaNames[v.overQuota]
 		limit := spec.Quota[name]
-		asked := v.Pending[v.next].requests[name]
+		asked := v.unitRequests[name]
 		return fmt.Sprintf("quota %s (%s used + %s asked > %s)", name, quantity(v.usage[name], name), quantity(asked, name), limit.String())
 	case holdRate:
 		return fmt.Sprintf("admissionRate (%s/s)", spec.AdmissionRate.PodsPerSecond.String())
@@ -310,23 +409,27 @@ func (v *decideView) holdMessage(maxTotal, totalAdmitted int) string {
 	return ""
 }
 
-// limits describes the limits an admission of e was checked against, with
-// what they stood at once e is counted.
-func (v *decideView) limits(e *entry, maxTotal, totalAdmitted int) string {
+// limits describes the limits an admission of the head unit was checked
+// against, with what they stood at once the unit is counted.
+func (v *decideView) limits(maxTotal, totalAdmitted int) string {
 	spec := v.Spec
+	n := len(v.unit)
 	var parts []string
+	if g := v.unit[0].gang; g != nil {
+		parts = append(parts, fmt.Sprintf("calculation set %s of %d, admitted whole", g.key.name, g.size))
+	}
 	if spec.MaxAdmitted != nil {
-		parts = append(parts, fmt.Sprintf("maxAdmitted %d/%d", v.admitted+1, *spec.MaxAdmitted))
+		parts = append(parts, fmt.Sprintf("maxAdmitted %d/%d", v.admitted+n, *spec.MaxAdmitted))
 	}
 	for _, name := range v.quotaNames {
 		limit := spec.Quota[name]
-		parts = append(parts, fmt.Sprintf("quota %s %s/%s", name, quantity(v.usage[name]+e.requests[name], name), limit.String()))
+		parts = append(parts, fmt.Sprintf("quota %s %s/%s", name, quantity(v.usage[name]+v.unitRequests[name], name), limit.String()))
 	}
 	if r := spec.AdmissionRate; r != nil {
 		parts = append(parts, fmt.Sprintf("admissionRate %s/s burst %d", r.PodsPerSecond.String(), max(r.Burst, 1)))
 	}
 	if spec.HasLimits() && maxTotal > 0 {
-		parts = append(parts, fmt.Sprintf("--max-admitted %d/%d", totalAdmitted+1, maxTotal))
+		parts = append(parts, fmt.Sprintf("--max-admitted %d/%d", totalAdmitted+n, maxTotal))
 	}
 	if len(parts) == 0 {
 		return "no limits"

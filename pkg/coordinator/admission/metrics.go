@@ -6,15 +6,17 @@ import (
 
 // Metrics are the admission controller's Prometheus metrics.
 type Metrics struct {
-	Pending         *prometheus.GaugeVec
-	Admitted        *prometheus.GaugeVec
-	Scheduled       *prometheus.GaugeVec
-	Stranded        *prometheus.GaugeVec
-	CycleSeconds    prometheus.Histogram
-	Admissions      *prometheus.CounterVec
-	WaitSeconds     *prometheus.HistogramVec
-	AdmissionErrors *prometheus.CounterVec
-	PatchSeconds    prometheus.Histogram
+	Pending          *prometheus.GaugeVec
+	Admitted         *prometheus.GaugeVec
+	Scheduled        *prometheus.GaugeVec
+	Stranded         *prometheus.GaugeVec
+	Overdue          *prometheus.GaugeVec
+	AdmittedTimeouts *prometheus.CounterVec
+	CycleSeconds     prometheus.Histogram
+	Admissions       *prometheus.CounterVec
+	WaitSeconds      *prometheus.HistogramVec
+	AdmissionErrors  *prometheus.CounterVec
+	PatchSeconds     prometheus.Histogram
 }
 
 // NewMetrics creates the metrics and registers them with reg. Each
@@ -33,6 +35,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"queue"}),
 		Stranded: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "switchyard_queue_stranded_pods", Help: "Pods that carry a schedulerName their queue no longer gives (the Queue was edited after they were created); they are never admitted. By queue.",
+		}, []string{"queue"}),
+		Overdue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchyard_queue_overdue_pods", Help: "Pods admitted longer than their queue's admittedTimeoutSeconds ago and still not bound; not counted against maxAdmitted. By queue.",
+		}, []string{"queue"}),
+		AdmittedTimeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_queue_admitted_timeouts_total", Help: "Admitted pods that stayed unbound past their queue's admittedTimeoutSeconds, by queue.",
 		}, []string{"queue"}),
 		CycleSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "switchyard_admission_cycle_seconds",
@@ -56,6 +64,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 	}
-	reg.MustRegister(m.Pending, m.Admitted, m.Scheduled, m.Stranded, m.CycleSeconds, m.Admissions, m.WaitSeconds, m.AdmissionErrors, m.PatchSeconds)
+	reg.MustRegister(m.Pending, m.Admitted, m.Scheduled, m.Stranded, m.Overdue, m.AdmittedTimeouts, m.CycleSeconds, m.Admissions, m.WaitSeconds, m.AdmissionErrors, m.PatchSeconds)
 	return m
 }

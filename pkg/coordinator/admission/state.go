@@ -1,6 +1,8 @@
 package admission
 
 import (
+	"container/heap"
+	"encoding/json"
 	"sort"
 	"time"
 
@@ -52,6 +54,9 @@ const (
 	// classStranded: its schedulerName is not the one its queue now gives
 	// (the Queue was edited after the pod was created): never admitted.
 	classStranded
+	// classOverdue: admitted longer than the queue's admittedTimeoutSeconds
+	// ago and still not bound; counts against quota, not maxAdmitted.
+	classOverdue
 )
 
 // entry is what admission remembers of one routed pod: only what the
@@ -75,10 +80,52 @@ type entry struct {
 	class   class
 	sending bool
 	since   time.Time
+	// admittedAt is when the pod was admitted (its admission record, or
+	// when this process admitted or first saw it admitted); overdue is set
+	// once it stayed unbound past its queue's admittedTimeoutSeconds.
+	admittedAt time.Time
+	overdue    bool
+	// deadline is the last deadline scheduled for it.
+	deadline time.Time
+	// gang is the calculation set the pod belongs to in its queue; nil for
+	// a pod admitted on its own.
+	gang *gang
 	// queued is true once the pod's Queued event was recorded, strandedSeen
 	// once its Stranded event was.
 	queued       bool
 	strandedSeen bool
+}
+
+// gangKey names a calculation set within a queue: sets are per namespace.
+type gangKey struct{ queue, namespace, name string }
+
+// gang is a calculation set's members in one queue: they are admitted all
+// together or not at all.
+type gang struct {
+	key     gangKey
+	size    int
+	members map[types.UID]*entry
+	// unfitReported is set once the set was reported as never fitting its
+	// queue's limits.
+	unfitReported bool
+}
+
+// standing counts the members that wait (pending) and those already past
+// admission (admitted, overdue or scheduled), and sums the requests of all.
+func (g *gang) standing() (pending, past int, requests Resources) {
+	requests = Resources{}
+	for _, e := range g.members {
+		switch e.class {
+		case classPending:
+			pending++
+		case classAdmitted, classOverdue, classScheduled:
+			past++
+		default:
+			continue
+		}
+		requests.add(e.requests, 1)
+	}
+	return pending, past, requests
 }
 
 // orderBefore is the order within a queue: pod priority, then creation
@@ -108,15 +155,26 @@ type queueState struct {
 	admitted  int
 	scheduled int
 	stranded  int
+	overdue   int
 	// usage sums the requests of admitted and scheduled pods.
 	usage Resources
 	// unannounced are pending pods that have not had a Queued event yet.
 	unannounced map[types.UID]*entry
-	owner       *State
+	// unfit are the calculation sets reported as never fitting the queue.
+	unfit map[gangKey]*gang
+	owner *State
 }
 
 func newQueueState(owner *State, name string) *queueState {
-	return &queueState{owner: owner, name: name, pods: map[types.UID]*entry{}, usage: Resources{}, unannounced: map[types.UID]*entry{}}
+	return &queueState{owner: owner, name: name, pods: map[types.UID]*entry{}, usage: Resources{}, unannounced: map[types.UID]*entry{}, unfit: map[gangKey]*gang{}}
+}
+
+// admittedTimeout is the queue's admittedTimeoutSeconds; 0: none.
+func (q *queueState) admittedTimeout() time.Duration {
+	if q.queue == nil || q.queue.Spec.AdmittedTimeoutSeconds == nil {
+		return 0
+	}
+	return time.Duration(*q.queue.Spec.AdmittedTimeoutSeconds) * time.Second
 }
 
 // schedulerName is the spec.schedulerName the queue gives its pods today.
@@ -136,6 +194,8 @@ func (q *queueState) classify(e *entry) class {
 		return classScheduled
 	case q.queue != nil && e.scheduler != q.schedulerName():
 		return classStranded
+	case (e.sending || !e.gated) && e.overdue:
+		return classOverdue
 	case e.sending || !e.gated:
 		return classAdmitted
 	default:
@@ -158,6 +218,12 @@ func (q *queueState) count(e *entry, sign int) {
 		}
 	case classAdmitted:
 		q.admitted += sign
+		q.usage.add(e.requests, int64(sign))
+		if sign > 0 {
+			q.owner.watchDeadline(q, e)
+		}
+	case classOverdue:
+		q.overdue += sign
 		q.usage.add(e.requests, int64(sign))
 	case classScheduled:
 		q.scheduled += sign
@@ -209,11 +275,18 @@ type State struct {
 	sending map[types.UID]*entry
 	// newlyStranded are pods that became stranded and were not told so.
 	newlyStranded []*entry
+	// gangs are the calculation sets with members in a queue.
+	gangs map[gangKey]*gang
+	// deadlines orders admitted pods of queues with admittedTimeoutSeconds
+	// by when they become overdue. Entries are checked when they come due
+	// and dropped if the pod bound or left in the meantime, so a pod leaving
+	// costs nothing here.
+	deadlines deadlineHeap
 }
 
 // NewState returns an empty State.
 func NewState() *State {
-	return &State{queues: map[string]*queueState{}, pods: map[types.UID]*entry{}, sending: map[types.UID]*entry{}}
+	return &State{queues: map[string]*queueState{}, pods: map[types.UID]*entry{}, sending: map[types.UID]*entry{}, gangs: map[gangKey]*gang{}}
 }
 
 func (s *State) queue(name string) *queueState {
@@ -237,11 +310,23 @@ func (s *State) forgetIfEmpty(q *queueState) {
 // one walk over a queue's pods, on a rare edit, never per cycle.
 func (s *State) SetQueue(name string, queue *v1alpha1.Queue) {
 	q := s.queue(name)
-	before := q.schedulerName()
+	before, timeoutBefore := q.schedulerName(), q.admittedTimeout()
 	q.queue = queue
 	if q.schedulerName() != before {
 		for _, e := range q.pods {
 			q.reclassify(e)
+		}
+	}
+	if timeout := q.admittedTimeout(); timeout != timeoutBefore {
+		for _, e := range q.pods {
+			switch {
+			case e.class == classAdmitted:
+				s.watchDeadline(q, e)
+			case e.class == classOverdue && timeout == 0:
+				// The timeout was removed: overdue pods count again.
+				e.overdue = false
+				q.reclassify(e)
+			}
 		}
 	}
 	s.forgetIfEmpty(q)
@@ -273,11 +358,17 @@ func (s *State) SetPod(pod *corev1.Pod, now time.Time) (e *entry, added bool) {
 		s.pods[pod.UID] = e
 		q.pods[pod.UID] = e
 		added = true
+		if name, size, ok := v1alpha1.CalcSetMembership(pod); ok {
+			s.join(e, name, size)
+		}
 	} else {
 		q.count(e, -1)
 	}
 	e.scheduler = pod.Spec.SchedulerName
 	e.gated = v1alpha1.HasAdmissionGate(pod)
+	if !e.gated && pod.Spec.NodeName == "" && e.admittedAt.IsZero() {
+		e.admittedAt = admittedAt(pod, now)
+	}
 	e.bound = pod.Spec.NodeName != ""
 	e.done = pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
 	if e.sending && (!e.gated || e.done) {
@@ -315,7 +406,27 @@ func (s *State) DeletePod(uid types.UID) {
 	delete(q.pods, uid)
 	delete(s.pods, uid)
 	delete(s.sending, uid)
+	if g := e.gang; g != nil {
+		delete(g.members, uid)
+		if len(g.members) == 0 {
+			delete(s.gangs, g.key)
+			delete(q.unfit, g.key)
+		}
+	}
 	s.forgetIfEmpty(q)
+}
+
+// join makes e a member of its queue's set name. The set's size is the
+// first member's; members are counted as they were when they joined.
+func (s *State) join(e *entry, name string, size int) {
+	key := gangKey{queue: e.queue, namespace: e.namespace, name: name}
+	g := s.gangs[key]
+	if g == nil {
+		g = &gang{key: key, size: size, members: map[types.UID]*entry{}}
+		s.gangs[key] = g
+	}
+	g.members[e.uid] = e
+	e.gang = g
 }
 
 // markSending counts a pod as admitted from the moment its gate removal is
@@ -323,7 +434,7 @@ func (s *State) DeletePod(uid types.UID) {
 func (s *State) markSending(e *entry, now time.Time) {
 	q := s.queues[e.queue]
 	q.count(e, -1)
-	e.sending, e.since = true, now
+	e.sending, e.since, e.admittedAt = true, now, now
 	s.sending[e.uid] = e
 	e.class = q.classify(e)
 	q.count(e, 1)
@@ -352,6 +463,86 @@ func (s *State) expireSending(now time.Time, maxAge time.Duration) {
 			s.unsend(uid)
 		}
 	}
+}
+
+// admittedAt is when pod's admission record says it was admitted, or now
+// when it has none (admitted by a coordinator that wrote no record).
+func admittedAt(pod *corev1.Pod, now time.Time) time.Time {
+	if raw, ok := pod.Annotations[v1alpha1.AdmittedAnnotation]; ok {
+		var record v1alpha1.AdmissionRecord
+		if json.Unmarshal([]byte(raw), &record) == nil && !record.Time.IsZero() && !record.Time.After(now) {
+			return record.Time.Time
+		}
+	}
+	return now
+}
+
+// deadline is when one admitted pod becomes overdue.
+type deadline struct {
+	at time.Time
+	e  *entry
+}
+
+// deadlineHeap is a min-heap of deadlines (container/heap).
+type deadlineHeap []deadline
+
+func (h deadlineHeap) Len() int           { return len(h) }
+func (h deadlineHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h deadlineHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *deadlineHeap) Push(x any)        { *h = append(*h, x.(deadline)) }
+func (h *deadlineHeap) Pop() any {
+	old := *h
+	d := old[len(old)-1]
+	old[len(old)-1] = deadline{}
+	*h = old[:len(old)-1]
+	return d
+}
+
+// watchDeadline schedules e, admitted in q, to become overdue at its
+// admission time plus q's timeout, if q has one.
+func (s *State) watchDeadline(q *queueState, e *entry) {
+	timeout := q.admittedTimeout()
+	if timeout <= 0 {
+		return
+	}
+	// Every update of an admitted pod counts it again: schedule each
+	// deadline once.
+	if at := e.admittedAt.Add(timeout); !at.Equal(e.deadline) {
+		e.deadline = at
+		heap.Push(&s.deadlines, deadline{at: at, e: e})
+	}
+}
+
+// ExpireAdmitted marks overdue the admitted pods whose queue's
+// admittedTimeoutSeconds has passed since their admission, so that they no
+// longer count against maxAdmitted. It returns them (to be reported) and
+// when the next one comes due (zero: none is waiting).
+func (s *State) ExpireAdmitted(now time.Time) (expired []*entry, next time.Time) {
+	for len(s.deadlines) > 0 && !s.deadlines[0].at.After(now) {
+		d := heap.Pop(&s.deadlines).(deadline)
+		e := d.e
+		if e.deadline.Equal(d.at) {
+			e.deadline = time.Time{} // no longer scheduled: it may be again
+		}
+		if s.pods[e.uid] != e || e.class != classAdmitted {
+			continue // bound, gone or already overdue since it was scheduled
+		}
+		q := s.queues[e.queue]
+		timeout := q.admittedTimeout()
+		if timeout == 0 {
+			continue
+		}
+		if e.admittedAt.Add(timeout).After(now) {
+			continue // the timeout grew since; a later deadline is scheduled
+		}
+		e.overdue = true
+		q.reclassify(e)
+		expired = append(expired, e)
+	}
+	if len(s.deadlines) > 0 {
+		next = s.deadlines[0].at
+	}
+	return expired, next
 }
 
 // quantity turns a milli-value back into a Quantity for messages.

@@ -3,6 +3,8 @@ package admission
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -34,6 +36,7 @@ func (c *Controller) syncStatus(ctx context.Context, name string) (time.Duration
 	c.metrics.Pending.WithLabelValues(name).Set(float64(desired.Pending))
 	c.metrics.Admitted.WithLabelValues(name).Set(float64(desired.Admitted))
 	c.metrics.Scheduled.WithLabelValues(name).Set(float64(desired.Scheduled))
+	c.metrics.Overdue.WithLabelValues(name).Set(float64(desired.Overdue))
 	c.metrics.Stranded.WithLabelValues(name).Set(float64(c.strandedCount(name)))
 	if statusEqual(q.Status, desired) {
 		return 0, nil
@@ -59,6 +62,8 @@ func (c *Controller) forgetStatus(name string) {
 	c.metrics.Pending.DeleteLabelValues(name)
 	c.metrics.Admitted.DeleteLabelValues(name)
 	c.metrics.Scheduled.DeleteLabelValues(name)
+	c.metrics.Overdue.DeleteLabelValues(name)
+	c.metrics.AdmittedTimeouts.DeleteLabelValues(name)
 	c.metrics.Stranded.DeleteLabelValues(name)
 }
 
@@ -70,9 +75,22 @@ func (c *Controller) desiredStatus(q *v1alpha1.Queue) v1alpha1.QueueStatus {
 		Conditions:         append([]metav1.Condition(nil), q.Status.Conditions...),
 	}
 	stranded := 0
+	var unfit []string
 	c.mu.Lock()
 	if qs := c.state.queues[q.Name]; qs != nil {
-		st.Pending, st.Admitted, st.Scheduled = int32(len(qs.pending)), int32(qs.admitted), int32(qs.scheduled)
+		// Sets reported as never fitting, while they still wait and the
+		// Queue (perhaps edited since) still cannot take them.
+		for key, g := range qs.unfit {
+			pending, past, requests := g.standing()
+			reason := SetCannotFit(&q.Spec, g.size, requests, pending+past >= g.size, c.opts.MaxAdmittedTotal)
+			if pending == 0 || reason == "" {
+				delete(qs.unfit, key)
+				g.unfitReported = false
+				continue
+			}
+			unfit = append(unfit, fmt.Sprintf("%s/%s (%s)", key.namespace, key.name, reason))
+		}
+		st.Pending, st.Admitted, st.Scheduled, st.Overdue = int32(len(qs.pending)), int32(qs.admitted), int32(qs.scheduled), int32(qs.overdue)
 		stranded = qs.stranded
 		for _, e := range qs.pending {
 			if st.OldestPendingSince == nil || e.created.Before(st.OldestPendingSince.Time) {
@@ -101,6 +119,13 @@ func (c *Controller) desiredStatus(q *v1alpha1.Queue) v1alpha1.QueueStatus {
 	setCondition(&st, v1alpha1.QueueStrandedPods, stranded > 0, "SchedulerNameChanged",
 		fmt.Sprintf("%d pods carry a schedulerName other than %q, which the queue gives its pods now; they are not admitted: delete and recreate them", stranded, q.Spec.SchedulerName()),
 		"NoStrandedPods", "every pod carries the queue's schedulerName", gen)
+	sort.Strings(unfit)
+	unfitMsg := "every waiting calculation set can be admitted whole"
+	if len(unfit) > 0 {
+		shown := unfit[:min(len(unfit), 3)]
+		unfitMsg = fmt.Sprintf("%d calculation sets can never be admitted whole: %s", len(unfit), strings.Join(shown, "; "))
+	}
+	setCondition(&st, v1alpha1.QueueCalcSetsCannotFit, len(unfit) > 0, "SetLargerThanLimits", unfitMsg, "SetsFit", unfitMsg, gen)
 	ready := !missing && !dup && routed
 	msg := "pods are routed to the queue's scheduler and admitted within the limits"
 	if !ready {
@@ -139,6 +164,9 @@ func statusApplyConfiguration(st v1alpha1.QueueStatus) *syac.QueueStatusApplyCon
 	if st.OldestPendingSince != nil {
 		ac.WithOldestPendingSince(*st.OldestPendingSince)
 	}
+	if st.Overdue > 0 {
+		ac.WithOverdue(st.Overdue)
+	}
 	for _, cond := range st.Conditions {
 		ac.WithConditions(metav1ac.Condition().WithType(cond.Type).WithStatus(cond.Status).WithReason(cond.Reason).
 			WithMessage(cond.Message).WithObservedGeneration(cond.ObservedGeneration).WithLastTransitionTime(cond.LastTransitionTime))
@@ -147,7 +175,7 @@ func statusApplyConfiguration(st v1alpha1.QueueStatus) *syac.QueueStatusApplyCon
 }
 
 func statusEqual(a, b v1alpha1.QueueStatus) bool {
-	if a.Pending != b.Pending || a.Admitted != b.Admitted || a.Scheduled != b.Scheduled || a.ObservedGeneration != b.ObservedGeneration {
+	if a.Pending != b.Pending || a.Admitted != b.Admitted || a.Scheduled != b.Scheduled || a.Overdue != b.Overdue || a.ObservedGeneration != b.ObservedGeneration {
 		return false
 	}
 	if (a.OldestPendingSince == nil) != (b.OldestPendingSince == nil) || (a.OldestPendingSince != nil && !a.OldestPendingSince.Equal(b.OldestPendingSince)) {
