@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -535,4 +536,162 @@ func TestInvalidQueues(t *testing.T) {
 	waitForQueueStatus(ctx, t, "unknown-profile", func(st v1alpha1.QueueStatus) bool {
 		return meta.IsStatusConditionTrue(st.Conditions, v1alpha1.QueueProfileMissing) && meta.IsStatusConditionFalse(st.Conditions, v1alpha1.QueueReady)
 	})
+}
+
+// TestAdmittedTimeoutFreesTheQueue: a queue of maxAdmitted 1 whose admitted
+// pod can never bind would hold every later pod forever; with
+// admittedTimeoutSeconds the stuck pod stops counting after the timeout (an
+// AdmittedTimeout Event, the Overdue count and the metric say so) and the
+// next pod is admitted and bound.
+func TestAdmittedTimeoutFreesTheQueue(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	_, selector := testNodes(ctx, t, 1, localcluster.NodeSpec{CPU: "8", Memory: "32Gi"})
+	ns := selector["switchyard.io/test-nodes"]
+	createQueue(ctx, t, "admitted-timeout", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](1), AdmittedTimeoutSeconds: ptr.To[int32](2)})
+	if err := cluster.WaitForRouting(ctx, ns, "admitted-timeout", "switchyard-batch"); err != nil {
+		t.Fatal(err)
+	}
+	// No node carries this label: admitted, never bound.
+	stuck := queuedPod(ns, "stuck", "admitted-timeout", map[string]string{"switchyard.io/test-nodes": "nowhere"})
+	if _, err := cluster.CreatePods(ctx, stuck); err != nil {
+		t.Fatal(err)
+	}
+	waitForQueueStatus(ctx, t, "admitted-timeout", func(st v1alpha1.QueueStatus) bool { return st.Admitted == 1 })
+	if _, err := cluster.CreatePods(ctx, queuedPod(ns, "next", "admitted-timeout", selector)); err != nil {
+		t.Fatal(err)
+	}
+	bound, err := cluster.WaitForBound(ctx, ns, "test=queued", 1, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bound[0].Name != "next" {
+		t.Errorf("bound %s, want next", bound[0].Name)
+	}
+	waitForEvent(ctx, t, ns, "stuck", "AdmittedTimeout", "no longer counts against the queue's maxAdmitted")
+	waitForQueueStatus(ctx, t, "admitted-timeout", func(st v1alpha1.QueueStatus) bool {
+		return st.Overdue == 1 && st.Admitted == 0 && st.Scheduled == 1
+	})
+	families, err := coordinator.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range families {
+		if f.GetName() != "switchyard_queue_admitted_timeouts_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if labelValue(m, "queue") == "admitted-timeout" && m.GetCounter().GetValue() == 1 {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Error("switchyard_queue_admitted_timeouts_total{queue=\"admitted-timeout\"} is not 1")
+	}
+}
+
+// gangMember is a queued pod of set (of size) with no locality, so that
+// the CalcSet plugin may spread it anywhere.
+func gangMember(ns, name, queue, set string, size int, selector map[string]string) *corev1.Pod {
+	p := queuedPod(ns, name, queue, selector)
+	p.Labels[v1alpha1.CalcSetLabel] = set
+	p.Labels[v1alpha1.CalcSetSizeLabel] = strconv.Itoa(size)
+	p.Labels[v1alpha1.CalcSetLocalityLabel] = "none"
+	return p
+}
+
+// sameDecision checks, at every observed change, that the members of each
+// set that have an admission record were admitted by one decision (one
+// record time), and that maxAdmitted holds.
+func sameDecision(max int) func(map[types.UID]*corev1.Pod, *corev1.Pod) error {
+	admitted := admittedCheck(max)
+	return func(pods map[types.UID]*corev1.Pod, changed *corev1.Pod) error {
+		if err := admitted(pods, changed); err != nil {
+			return err
+		}
+		set := changed.Labels[v1alpha1.CalcSetLabel]
+		if set == "" {
+			return nil
+		}
+		times := map[string]bool{}
+		for _, p := range pods {
+			if p.Labels[v1alpha1.CalcSetLabel] != set {
+				continue
+			}
+			if raw, ok := p.Annotations[v1alpha1.AdmittedAnnotation]; ok {
+				var record v1alpha1.AdmissionRecord
+				if err := json.Unmarshal([]byte(raw), &record); err != nil {
+					return err
+				}
+				times[record.Time.UTC().Format(time.RFC3339Nano)] = true
+			}
+		}
+		if len(times) > 1 {
+			return fmt.Errorf("set %s was admitted by %d decisions, want one: %v", set, len(times), times)
+		}
+		return nil
+	}
+}
+
+// TestGangAdmission: calculation sets in a gated queue are admitted whole.
+// A set larger than maxAdmitted is reported (Event and Queue condition) and
+// does not block the queue; a set that fits goes in one decision; 50 sets
+// drain through maxAdmitted 5 with every set admitted by one decision and
+// the limit holding at every change the API server made.
+func TestGangAdmission(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	_, selector := testNodes(ctx, t, 10, localcluster.NodeSpec{CPU: "32", Memory: "128Gi", Pods: 110})
+	ns := selector["switchyard.io/test-nodes"]
+	createQueue(ctx, t, "gangs", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](5)})
+	if err := cluster.WaitForRouting(ctx, ns, "gangs", "switchyard-batch"); err != nil {
+		t.Fatal(err)
+	}
+	observer, err := cluster.ObservePods(ctx, ns, sameDecision(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		if _, err := cluster.CreatePods(ctx, gangMember(ns, fmt.Sprintf("big-%d", i), "gangs", "big", 8, selector)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitForEvent(ctx, t, ns, "", "CalcSetCannotFit", "the set has 8 members and the queue's maxAdmitted is 5")
+	waitForQueueStatus(ctx, t, "gangs", func(st v1alpha1.QueueStatus) bool {
+		return meta.IsStatusConditionTrue(st.Conditions, v1alpha1.QueueCalcSetsCannotFit) && st.Pending == 8
+	})
+	// The unfit set holds nothing: a set of 4 behind it goes, whole.
+	for i := range 4 {
+		if _, err := cluster.CreatePods(ctx, gangMember(ns, fmt.Sprintf("small-%d", i), "gangs", "small", 4, selector)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cluster.WaitForBound(ctx, ns, v1alpha1.CalcSetLabel+"=small", 4, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// 50 sets of 4, one at a time through maxAdmitted 5.
+	for set := range 50 {
+		for i := range 4 {
+			name := fmt.Sprintf("drain-%d", set)
+			if _, err := cluster.CreatePods(ctx, gangMember(ns, fmt.Sprintf("%s-%d", name, i), "gangs", name, 4, selector)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	_, err = cluster.WaitForBound(ctx, ns, "test=queued", 4+200, 3*time.Minute)
+	for _, e := range observer.Stop() {
+		t.Error(e)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	big, err := cluster.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.CalcSetLabel + "=big"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range big.Items {
+		if !v1alpha1.HasAdmissionGate(&p) {
+			t.Errorf("member %s of the set that cannot fit was admitted", p.Name)
+		}
+	}
 }
