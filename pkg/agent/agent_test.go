@@ -96,7 +96,7 @@ func TestStandaloneScalesARealProcess(t *testing.T) {
 	_, _ = stdin.Write([]byte("go\n")) // start burning inside the cgroup
 
 	p := guardian.DefaultPolicy()
-	p.Window, p.Windows, p.Cooldown, p.MaxChangesPerMinute = 400*time.Millisecond, 2, 0, 1000
+	p.Window, p.Windows, p.Cooldown, p.MaxChangesPerMinute = 400*time.Millisecond, 2, 0, 600
 	a, err := New(fs, Standalone{FS: fs, Dir: dir}, CgroupActuator{FS: fs}, NewMetrics(nil), Options{SampleInterval: 100 * time.Millisecond, Policy: p})
 	if err != nil {
 		t.Fatal(err)

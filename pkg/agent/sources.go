@@ -95,7 +95,7 @@ func (p Pods) Targets(context.Context) ([]Target, Capacity, error) {
 		}
 		bounds, err := boundsOf(pod)
 		if err != nil && p.Warn != nil {
-			p.Warn(pod, "InvalidAutoscaleBounds", err.Error()+"; the bound is ignored")
+			p.Warn(pod, "InvalidAutoscaleBounds", err.Error()+"; those bounds are ignored")
 		}
 		class := pod.Status.QOSClass // set by the API server at creation
 		if class == "" {
@@ -135,25 +135,56 @@ func (p Pods) Targets(context.Context) ([]Target, Capacity, error) {
 	return out, capacity, nil
 }
 
-// boundsOf reads the per-pod bounds; a malformed one is reported and skipped.
+// The largest bounds an annotation may give: beyond them a quantity is not
+// a container's size but a typo, and its milli-value could overflow.
+var (
+	maxBoundCPU    = resource.MustParse("100k") // cores
+	maxBoundMemory = resource.MustParse("1Pi")
+)
+
+// boundsOf reads the per-pod bounds. A malformed, non-positive or absurdly
+// large bound is reported and ignored; so are both bounds of a resource
+// whose minimum exceeds its maximum. Nothing becomes 0 silently.
 func boundsOf(pod *corev1.Pod) (guardian.Bounds, error) {
 	var b guardian.Bounds
 	var errs []string
-	for ann, dst := range map[string]*int64{v1alpha1.MinCPUAnnotation: &b.MinMilliCPU, v1alpha1.MaxCPUAnnotation: &b.MaxMilliCPU, v1alpha1.MinMemoryAnnotation: &b.MinMemory, v1alpha1.MaxMemoryAnnotation: &b.MaxMemory} {
-		raw, ok := pod.Annotations[ann]
+	for _, a := range []struct {
+		annotation string
+		dst        *int64
+		cpu        bool
+	}{
+		{v1alpha1.MinCPUAnnotation, &b.MinMilliCPU, true}, {v1alpha1.MaxCPUAnnotation, &b.MaxMilliCPU, true},
+		{v1alpha1.MinMemoryAnnotation, &b.MinMemory, false}, {v1alpha1.MaxMemoryAnnotation, &b.MaxMemory, false},
+	} {
+		raw, ok := pod.Annotations[a.annotation]
 		if !ok {
 			continue
 		}
 		q, err := resource.ParseQuantity(raw)
-		if err != nil || q.Sign() <= 0 {
-			errs = append(errs, fmt.Sprintf("annotation %s=%q is not a positive quantity", ann, raw))
-			continue
+		limit := maxBoundMemory
+		if a.cpu {
+			limit = maxBoundCPU
 		}
-		if strings.Contains(ann, "cpu") {
-			*dst = q.MilliValue()
-		} else {
-			*dst = q.Value()
+		switch {
+		case err != nil || q.Sign() <= 0:
+			errs = append(errs, fmt.Sprintf("annotation %s=%q is not a positive quantity", a.annotation, raw))
+		case q.Cmp(limit) > 0:
+			errs = append(errs, fmt.Sprintf("annotation %s=%q is larger than %s", a.annotation, raw, limit.String()))
+		case a.cpu:
+			*a.dst = q.MilliValue()
+		default:
+			*a.dst = q.Value()
 		}
+	}
+	if b.MinMilliCPU > 0 && b.MaxMilliCPU > 0 && b.MinMilliCPU > b.MaxMilliCPU {
+		errs = append(errs, fmt.Sprintf("annotation %s=%s is above %s=%s", v1alpha1.MinCPUAnnotation, pod.Annotations[v1alpha1.MinCPUAnnotation],
+			v1alpha1.MaxCPUAnnotation, pod.Annotations[v1alpha1.MaxCPUAnnotation]))
+		b.MinMilliCPU, b.MaxMilliCPU = 0, 0
+	}
+	if b.MinMemory > 0 && b.MaxMemory > 0 && b.MinMemory > b.MaxMemory {
+		errs = append(errs, fmt.Sprintf("annotation %s=%s is above %s=%s", v1alpha1.MinMemoryAnnotation, pod.Annotations[v1alpha1.MinMemoryAnnotation],
+			v1alpha1.MaxMemoryAnnotation, pod.Annotations[v1alpha1.MaxMemoryAnnotation]))
+		b.MinMemory, b.MaxMemory = 0, 0
 	}
 	if len(errs) > 0 {
 		return b, fmt.Errorf("%s", strings.Join(errs, "; "))

@@ -174,7 +174,7 @@ func TestAgentResizesPods(t *testing.T) {
 	fake.add(t, running("capped"), fakeLoad{milliCPU: 2000, throttled: true, memory: 300 << 20})
 	fake.add(t, running("idle"), fakeLoad{milliCPU: 5, memory: 200 << 20})
 	p := guardian.DefaultPolicy()
-	p.Window, p.Windows, p.Cooldown, p.MaxChangesPerMinute = 300*time.Millisecond, 2, 0, 1000
+	p.Window, p.Windows, p.Cooldown, p.MaxChangesPerMinute = 300*time.Millisecond, 2, 0, 600
 	actx, cancel := context.WithCancel(ctx)
 	// The fake load writes into the temporary cgroup tree: it must stop
 	// before the test's TempDir cleanup removes the tree.

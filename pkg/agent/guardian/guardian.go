@@ -10,6 +10,7 @@ package guardian
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -63,19 +64,55 @@ func DefaultPolicy() Policy {
 	}
 }
 
-// Validate reports a policy that cannot work.
+// MinMemoryHeadroom is the least memory headroom any policy may have: no
+// flag and no live change from the configurator can squeeze a container's
+// memory limit closer to its usage than this, which would OOM-kill it at
+// its next allocation.
+const MinMemoryHeadroom = 16 << 20
+
+// The ranges a policy must stay in; outside them it is refused, not
+// clamped, so that a typo is seen rather than obeyed.
+const (
+	minWindow, maxWindow     = 100 * time.Millisecond, 10 * time.Minute
+	maxWindows               = 100
+	maxMargin, maxMaxStep    = 10.0, 10.0
+	maxCooldown              = time.Hour
+	maxMemoryHeadroom        = 64 << 30
+	maxChangesPerMinuteLimit = 600
+)
+
+// Validate reports a policy that cannot work or that no sane operator
+// meant: NaN and infinite fractions, durations and counts outside their
+// ranges, and a memory headroom below MinMemoryHeadroom.
 func (p Policy) Validate() error {
+	for _, f := range []struct {
+		name  string
+		value float64
+	}{{"upper", p.Upper}, {"lower", p.Lower}, {"margin", p.Margin}, {"maxStep", p.MaxStep}} {
+		if math.IsNaN(f.value) || math.IsInf(f.value, 0) {
+			return fmt.Errorf("%s (%v) must be a finite number", f.name, f.value)
+		}
+	}
 	switch {
-	case p.Window <= 0:
-		return fmt.Errorf("window %s must be positive", p.Window)
-	case p.Windows < 1:
-		return fmt.Errorf("windows %d must be at least 1", p.Windows)
+	case p.Window < minWindow || p.Window > maxWindow:
+		return fmt.Errorf("window %s must be between %s and %s", p.Window, minWindow, maxWindow)
+	case p.Windows < 1 || p.Windows > maxWindows:
+		return fmt.Errorf("windows %d must be between 1 and %d", p.Windows, maxWindows)
 	case !(0 < p.Lower && p.Lower < p.Upper && p.Upper <= 1):
 		return fmt.Errorf("boundaries must satisfy 0 < lower (%v) < upper (%v) <= 1", p.Lower, p.Upper)
-	case p.Margin < 0 || p.MaxStep <= 0:
-		return fmt.Errorf("margin (%v) must not be negative and maxStep (%v) must be positive", p.Margin, p.MaxStep)
-	case p.Cooldown < 0 || p.MemoryHeadroom < 0 || p.MaxChangesPerMinute < 1:
-		return fmt.Errorf("cooldown and memory headroom must not be negative, maxChangesPerMinute at least 1")
+	case p.Margin < 0 || p.Margin > maxMargin:
+		return fmt.Errorf("margin %v must be between 0 and %v", p.Margin, maxMargin)
+	case p.MaxStep <= 0 || p.MaxStep > maxMaxStep:
+		return fmt.Errorf("maxStep %v must be greater than 0 and at most %v", p.MaxStep, maxMaxStep)
+	case p.Cooldown < 0 || p.Cooldown > maxCooldown:
+		return fmt.Errorf("cooldown %s must be between 0 and %s", p.Cooldown, maxCooldown)
+	case p.MemoryHeadroom < MinMemoryHeadroom || p.MemoryHeadroom > maxMemoryHeadroom:
+		return fmt.Errorf("memoryHeadroom %s must be between %s (the floor that keeps a container from being squeezed to its usage) and %s",
+			resource.NewQuantity(p.MemoryHeadroom, resource.BinarySI), resource.NewQuantity(MinMemoryHeadroom, resource.BinarySI), resource.NewQuantity(maxMemoryHeadroom, resource.BinarySI))
+	case p.MaxChangesPerMinute < 1 || p.MaxChangesPerMinute > maxChangesPerMinuteLimit:
+		return fmt.Errorf("maxChangesPerMinute %d must be between 1 and %d", p.MaxChangesPerMinute, maxChangesPerMinuteLimit)
+	case p.MinMilliCPU < 1 || p.MinMemory < MinMemoryHeadroom:
+		return fmt.Errorf("the floors must be at least 1m CPU and %s memory", resource.NewQuantity(MinMemoryHeadroom, resource.BinarySI))
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package guardian
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -139,5 +140,45 @@ func TestPolicyFromConfig(t *testing.T) {
 		if _, err := PolicyFromConfig(DefaultPolicy(), bad); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
+	}
+}
+
+// TestValidateRefusesWhatNoOperatorMeant: NaN, infinities and absurd
+// values are refused with the key named, and no policy can take the memory
+// headroom below its floor, whether from flags or a live change.
+func TestValidateRefusesWhatNoOperatorMeant(t *testing.T) {
+	for _, tc := range []struct {
+		key, value, want string
+	}{
+		{"margin", "NaN", "margin (NaN) must be a finite number"},
+		{"maxStep", "+Inf", "maxStep (+Inf) must be a finite number"},
+		{"upper", "NaN", "upper (NaN) must be a finite number"},
+		{"lower", "-Inf", "lower (-Inf) must be a finite number"},
+		{"margin", "1e9", "margin 1e+09 must be between 0 and 10"},
+		{"maxStep", "0", "maxStep 0 must be greater than 0"},
+		{"window", "1ns", "window 1ns must be between 100ms and 10m0s"},
+		{"window", "87600h", "window 87600h0m0s must be between"},
+		{"windows", "1000000", "windows 1000000 must be between 1 and 100"},
+		{"cooldown", "-1s", "cooldown -1s must be between 0 and 1h0m0s"},
+		{"memoryHeadroom", "0", "memoryHeadroom 0 must be between 16Mi"},
+		{"memoryHeadroom", "1Ki", "the floor that keeps a container from being squeezed"},
+		{"memoryHeadroom", "1Pi", "must be between 16Mi (the floor that keeps a container from being squeezed to its usage) and 64Gi"},
+		{"maxChangesPerMinute", "0", "maxChangesPerMinute 0 must be between 1 and 600"},
+	} {
+		p, err := PolicyFromConfig(DefaultPolicy(), map[string]string{tc.key: tc.value})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s=%s: got %v, want an error with %q", tc.key, tc.value, err, tc.want)
+		}
+		if p != DefaultPolicy() {
+			t.Errorf("%s=%s: a refused change must keep the old policy, got %+v", tc.key, tc.value, p)
+		}
+	}
+	if err := DefaultPolicy().Validate(); err != nil {
+		t.Errorf("the default policy is refused: %v", err)
+	}
+	floor := DefaultPolicy()
+	floor.MemoryHeadroom = MinMemoryHeadroom
+	if err := floor.Validate(); err != nil {
+		t.Errorf("the floor itself is refused: %v", err)
 	}
 }
