@@ -222,15 +222,13 @@ func declare(conn *amqp.Connection, t Topology) error {
 }
 
 // Declare adds topology, declared now when connected and after every
-// reconnect.
+// reconnect; declaring a name again replaces it (see Topology.with).
 func (b *AMQP) Declare(_ context.Context, t Topology) error {
 	if err := t.validate(); err != nil {
 		return err
 	}
 	b.mu.Lock()
-	b.topology.Exchanges = append(b.topology.Exchanges, t.Exchanges...)
-	b.topology.Queues = append(b.topology.Queues, t.Queues...)
-	b.topology.Bindings = append(b.topology.Bindings, t.Bindings...)
+	b.topology = b.topology.with(t)
 	conn := b.conn
 	b.mu.Unlock()
 	if conn == nil {

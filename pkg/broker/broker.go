@@ -187,6 +187,22 @@ func (t Topology) validate() error {
 	return nil
 }
 
+// with is t plus o, one entry per exchange and queue name and per binding:
+// a name declared again replaces its earlier entry, so that re-declaring
+// (after ErrUnroutable, or on every Queue update) never grows the topology
+// that is declared again at each reconnect.
+func (t Topology) with(o Topology) Topology {
+	out := t.without(o)
+	out.Exchanges = append(out.Exchanges, o.Exchanges...)
+	out.Queues = append(out.Queues, o.Queues...)
+	for _, bd := range o.Bindings {
+		if !slices.Contains(out.Bindings, bd) {
+			out.Bindings = append(out.Bindings, bd)
+		}
+	}
+	return out
+}
+
 // without returns t minus the queues, bindings and exchanges named in o.
 func (t Topology) without(o Topology) Topology {
 	var out Topology

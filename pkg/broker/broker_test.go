@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -287,5 +288,32 @@ func TestRabbitMQSurvivesDroppedConnections(t *testing.T) {
 	}
 	if r := testutil.ToFloat64(b.metrics.Reconnects); r < 1 {
 		t.Errorf("reconnects = %v, want at least 1", r)
+	}
+}
+
+// TestTopologyDeclaredOncePerName: declaring the same names again, as the
+// dispatcher does after ErrUnroutable and on Queue updates, keeps one entry
+// per name in what is declared again at every reconnect; a changed queue
+// replaces the old one.
+func TestTopologyDeclaredOncePerName(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	topo, _, queue := testTopology()
+	b := implementations()[1].open(t, Topology{}).(*AMQP)
+	for range 50 {
+		if err := b.Declare(ctx, topo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.mu.Lock()
+	got := b.topology
+	b.mu.Unlock()
+	if len(got.Exchanges) != len(topo.Exchanges) || len(got.Queues) != len(topo.Queues) || len(got.Bindings) != len(topo.Bindings) {
+		t.Errorf("after 50 declarations: %d exchanges, %d queues, %d bindings; want %d, %d, %d",
+			len(got.Exchanges), len(got.Queues), len(got.Bindings), len(topo.Exchanges), len(topo.Queues), len(topo.Bindings))
+	}
+	changed := Topology{Queues: []Queue{{Name: queue, DeadLetter: true}}}
+	merged := topo.with(changed)
+	if len(merged.Queues) != len(topo.Queues) || !slices.ContainsFunc(merged.Queues, func(q Queue) bool { return q.Name == queue && q.DeadLetter && q.RetryDelay == 0 }) {
+		t.Errorf("declared again with other arguments, the queue must be replaced: %+v", merged.Queues)
 	}
 }
