@@ -22,7 +22,7 @@ func main() {
 	var (
 		kubeconfig = flag.String("kubeconfig", "", "kubeconfig file; in-cluster configuration when empty")
 		queue      = flag.String("queue", "", "RabbitMQ queue to consume: the Queue's spec.external.amqpQueue (required)")
-		amqpURL    = flag.String("amqp-url", os.Getenv("SWITCHYARD_AMQP_URL"), "RabbitMQ URL (default $SWITCHYARD_AMQP_URL)")
+		amqpURL    = flag.String("amqp-url", "", "RabbitMQ URL; empty: the SWITCHYARD_AMQP_URL environment variable (read after parsing, so that -h and flag errors never print the password)")
 		prefetch   = flag.Int("prefetch", 16, "messages handled at once")
 		serveAddr  = flag.String("serve-address", ":8080", "address of /healthz, /readyz and /metrics")
 		qps        = flag.Float64("kube-api-qps", 100, "client QPS towards the API server")
@@ -30,8 +30,11 @@ func main() {
 	)
 	klog.InitFlags(nil)
 	flag.Parse()
+	if *amqpURL == "" {
+		*amqpURL = os.Getenv("SWITCHYARD_AMQP_URL")
+	}
 	if *queue == "" || *amqpURL == "" || *prefetch < 1 {
-		fmt.Fprintln(os.Stderr, "switchyard-shortjob: --queue and --amqp-url are required and --prefetch must be at least 1")
+		fmt.Fprintln(os.Stderr, "switchyard-shortjob: --queue and --amqp-url (or SWITCHYARD_AMQP_URL) are required and --prefetch must be at least 1")
 		os.Exit(2)
 	}
 	config, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
