@@ -124,12 +124,22 @@ type ExternalScheduler struct {
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('amq.')",message="amqpQueue must not start with 'amq.', which RabbitMQ reserves"
 	AMQPQueue string `json:"amqpQueue"`
 	// RepublishAfterSeconds: a pod still unbound this long after it was
-	// published is published again (the consumer skips duplicates).
+	// published is published again: the external scheduler acknowledges
+	// every message, placed or not, so this deadline is the only retry and
+	// a pod has one message in flight at a time.
 	// +optional
 	// +kubebuilder:default=30
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=86400
 	RepublishAfterSeconds int32 `json:"republishAfterSeconds,omitempty"`
+	// MaxAttempts caps the publications of one pod: a pod still unbound
+	// after this many gets an ExternalSchedulingGaveUp Warning Event and is
+	// published no more (it stays, admitted, for an operator to look at).
+	// +optional
+	// +kubebuilder:default=20
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MaxAttempts int32 `json:"maxAttempts,omitempty"`
 }
 
 // SchedulerName is the spec.schedulerName the routing policy gives the

@@ -28,8 +28,14 @@ type ExternalSchedulerApplyConfiguration struct {
 	// <name>.retry) and publishes one message per admitted pod.
 	AMQPQueue *string `json:"amqpQueue,omitempty"`
 	// RepublishAfterSeconds: a pod still unbound this long after it was
-	// published is published again (the consumer skips duplicates).
+	// published is published again: the external scheduler acknowledges
+	// every message, placed or not, so this deadline is the only retry and
+	// a pod has one message in flight at a time.
 	RepublishAfterSeconds *int32 `json:"republishAfterSeconds,omitempty"`
+	// MaxAttempts caps the publications of one pod: a pod still unbound
+	// after this many gets an ExternalSchedulingGaveUp Warning Event and is
+	// published no more (it stays, admitted, for an operator to look at).
+	MaxAttempts *int32 `json:"maxAttempts,omitempty"`
 }
 
 // ExternalSchedulerApplyConfiguration constructs a declarative configuration of the ExternalScheduler type for use with
@@ -51,5 +57,13 @@ func (b *ExternalSchedulerApplyConfiguration) WithAMQPQueue(value string) *Exter
 // If called multiple times, the RepublishAfterSeconds field is set to the value of the last call.
 func (b *ExternalSchedulerApplyConfiguration) WithRepublishAfterSeconds(value int32) *ExternalSchedulerApplyConfiguration {
 	b.RepublishAfterSeconds = &value
+	return b
+}
+
+// WithMaxAttempts sets the MaxAttempts field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the MaxAttempts field is set to the value of the last call.
+func (b *ExternalSchedulerApplyConfiguration) WithMaxAttempts(value int32) *ExternalSchedulerApplyConfiguration {
+	b.MaxAttempts = &value
 	return b
 }
