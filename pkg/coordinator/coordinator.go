@@ -275,7 +275,7 @@ func runControllers(ctx context.Context, client kubernetes.Interface, sy version
 	var dispatcher *dispatch.Dispatcher
 	var stream *decisions.Stream
 	if b != nil {
-		if dispatcher, err = dispatch.New(b, pods.Informer(), queues.Informer(), queues.Lister(), metrics.dispatch); err != nil {
+		if dispatcher, err = dispatch.New(b, pods.Informer(), queues.Informer(), queues.Lister(), recorder, metrics.dispatch); err != nil {
 			return err
 		}
 		if opts.DecisionExchange != "" {

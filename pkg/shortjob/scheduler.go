@@ -124,9 +124,21 @@ func (s *Scheduler) Run(ctx context.Context, b broker.Broker, queue string, pref
 	return b.Consume(ctx, queue, broker.ConsumeOptions{Prefetch: prefetch, Name: Name}, s.Handle)
 }
 
-// Handle places the pod one message names. A nil return acknowledges the
-// message; see broker.Handler.
+// Handle places the pod one message names. Every message is acknowledged,
+// placed or not: the coordinator publishes an unbound pod again at its
+// queue's deadline, and that is the only retry, so a pod has one message in
+// flight, not one more per retry. Only a malformed message is refused (to
+// the dead-letter queue).
 func (s *Scheduler) Handle(ctx context.Context, d broker.Delivery) error {
+	err := s.handle(ctx, d)
+	if err != nil && !broker.IsPermanent(err) {
+		klog.FromContext(ctx).V(2).Info("Message not acted on; the coordinator publishes the pod again at its deadline", "err", err)
+		return nil
+	}
+	return err
+}
+
+func (s *Scheduler) handle(ctx context.Context, d broker.Delivery) error {
 	logger := klog.FromContext(ctx)
 	msg, err := dispatch.Decode(d.Body)
 	if err != nil {
@@ -164,7 +176,7 @@ func (s *Scheduler) Handle(ctx context.Context, d broker.Delivery) error {
 	s.placing.Unlock()
 	if node == "" {
 		s.metrics.Handled.WithLabelValues(OutcomeNoFit).Inc()
-		s.recorder.Eventf(pod, nil, corev1.EventTypeWarning, "FailedScheduling", "Scheduling", "%s: no node fits: %s; retrying", Name, why)
+		s.recorder.Eventf(pod, nil, corev1.EventTypeWarning, "FailedScheduling", "Scheduling", "%s: no node fits (attempt %d): %s; the coordinator publishes the pod again at its queue's deadline", Name, msg.Attempt, why)
 		return fmt.Errorf("no node fits pod %s/%s: %s", pod.Namespace, pod.Name, why)
 	}
 	start := time.Now()

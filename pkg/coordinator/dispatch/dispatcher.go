@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
@@ -27,15 +28,24 @@ import (
 // queue's retry queue before it is delivered again.
 const RetryDelay = 2 * time.Second
 
-// defaultRepublishAfter applies when a Queue leaves republishAfterSeconds
-// unset (the API server defaults it to 30).
-const defaultRepublishAfter = 30 * time.Second
+// defaultRepublishAfter and defaultMaxAttempts apply when a Queue leaves
+// republishAfterSeconds or maxAttempts unset (the API server defaults them
+// to 30 and 20).
+const (
+	defaultRepublishAfter = 30 * time.Second
+	defaultMaxAttempts    = 20
+)
+
+// ReasonGaveUp is the Event reason on a pod published maxAttempts times
+// without being bound.
+const ReasonGaveUp = "ExternalSchedulingGaveUp"
 
 // Metrics of the dispatcher.
 type Metrics struct {
 	Published   *prometheus.CounterVec
 	Republished *prometheus.CounterVec
 	Errors      *prometheus.CounterVec
+	GaveUp      *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -51,8 +61,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchyard_dispatch_errors_total", Help: "Publications that failed and will be retried, by queue.",
 		}, []string{"queue"}),
 	}
+	m.GaveUp = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_dispatch_gave_up_total", Help: "Pods published maxAttempts times and still unbound, no longer published, by queue.",
+	}, []string{"queue"})
 	if reg != nil {
-		reg.MustRegister(m.Published, m.Republished, m.Errors)
+		reg.MustRegister(m.Published, m.Republished, m.Errors, m.GaveUp)
 	}
 	return m
 }
@@ -62,12 +75,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // publication schedules the pod's next look with AddAfter at its queue's
 // republish deadline, and nothing rescans the pods.
 type Dispatcher struct {
-	broker  broker.Broker
-	pods    cache.Indexer
-	queues  listers.QueueLister
-	metrics *Metrics
-	workers int
-	loop    *reconcile.Loop[string]
+	broker   broker.Broker
+	recorder events.EventRecorder
+	pods     cache.Indexer
+	queues   listers.QueueLister
+	metrics  *Metrics
+	workers  int
+	loop     *reconcile.Loop[string]
 
 	mu sync.Mutex
 	// sent remembers, per pod, the last confirmed publication; lost on
@@ -79,15 +93,17 @@ type Dispatcher struct {
 type publication struct {
 	at      time.Time
 	attempt int
+	// gaveUp: published maxAttempts times; not published again.
+	gaveUp bool
 }
 
 // New wires a dispatcher to informers the caller starts afterwards.
-func New(b broker.Broker, pods cache.SharedIndexInformer, queues cache.SharedIndexInformer, queueLister listers.QueueLister, metrics *Metrics) (*Dispatcher, error) {
+func New(b broker.Broker, pods cache.SharedIndexInformer, queues cache.SharedIndexInformer, queueLister listers.QueueLister, recorder events.EventRecorder, metrics *Metrics) (*Dispatcher, error) {
 	if err := routing.AddQueueIndex(pods); err != nil {
 		return nil, err
 	}
 	d := &Dispatcher{
-		broker: b, pods: pods.GetIndexer(), queues: queueLister, metrics: metrics, workers: 8,
+		broker: b, recorder: recorder, pods: pods.GetIndexer(), queues: queueLister, metrics: metrics, workers: 8,
 		sent: map[types.UID]publication{}, declared: sets.New[string](),
 	}
 	d.loop = reconcile.New("switchyard_dispatch", d.sync)
@@ -188,6 +204,26 @@ func (d *Dispatcher) sync(ctx context.Context, key string) (time.Duration, error
 	d.mu.Unlock()
 	if published && now.Sub(last.at) < republishAfter {
 		return republishAfter - now.Sub(last.at), nil
+	}
+	maxAttempts := int(q.Spec.External.MaxAttempts)
+	if maxAttempts <= 0 {
+		maxAttempts = defaultMaxAttempts
+	}
+	if last.gaveUp {
+		return 0, nil
+	}
+	if last.attempt >= maxAttempts {
+		d.mu.Lock()
+		last.gaveUp = true
+		d.sent[pod.UID] = last
+		d.mu.Unlock()
+		d.metrics.GaveUp.WithLabelValues(q.Name).Inc()
+		if d.recorder != nil {
+			d.recorder.Eventf(pod, nil, corev1.EventTypeWarning, ReasonGaveUp, "Dispatch",
+				"Published %d times to the external scheduler of queue %q (RabbitMQ queue %s), every %s, and still not bound; not published again. See its FailedScheduling Events; delete and recreate it once it can be placed",
+				last.attempt, q.Name, q.Spec.External.AMQPQueue, republishAfter)
+		}
+		return 0, nil
 	}
 	if err := d.declare(ctx, q); err != nil {
 		return 0, err
