@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2/ktesting"
 
@@ -395,4 +396,94 @@ func TestExternalRepublishesUnboundPods(t *testing.T) {
 	if bound := gathered(t, "switchyard_shortjob_messages_total", "outcome", shortjob.OutcomeBound, reg); bound != 1 {
 		t.Errorf("%v successful binds of one pod, want exactly 1", bound)
 	}
+}
+
+// queueDepth is how many messages wait in a RabbitMQ queue (ready, not
+// being handled).
+func queueDepth(t *testing.T, ch *amqp.Channel, name string) int {
+	t.Helper()
+	q, err := ch.QueueDeclarePassive(name, true, false, false, false, nil)
+	if err != nil {
+		t.Fatalf("inspecting RabbitMQ queue %s: %v", name, err)
+	}
+	return q.Messages
+}
+
+// TestExternalOneCopyPerPod: a pod no node fits, with a consumer running and
+// republishAfterSeconds 1, never has more than one message in RabbitMQ (its
+// queue or the retry queue) at any look; each attempt is reported on the
+// pod; after maxAttempts the coordinator gives up with a Warning Event and a
+// metric and publishes it no more, and the pod is still there.
+func TestExternalOneCopyPerPod(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	_, selector := testNodes(ctx, t, 1, localcluster.NodeSpec{CPU: "4", Memory: "8Gi"})
+	ns := selector["switchyard.io/test-nodes"]
+	amqpQueue := runID + ".ext-one-copy"
+	t.Cleanup(func() { deleteAMQPQueues(amqpQueue) })
+	createQueue(ctx, t, "ext-one-copy", v1alpha1.QueueSpec{External: &v1alpha1.ExternalScheduler{AMQPQueue: amqpQueue, RepublishAfterSeconds: 1, MaxAttempts: 6}})
+	if err := cluster.WaitForRouting(ctx, ns, "ext-one-copy", v1alpha1.ExternalSchedulerName); err != nil {
+		t.Fatal(err)
+	}
+	reg := startShortJob(ctx, t, amqpQueue, "shortjob-one-copy")
+	// No node carries this label: the pod never fits.
+	if _, err := cluster.CreatePods(ctx, queuedPod(ns, "unplaceable", "ext-one-copy", map[string]string{"switchyard.io/test-nodes": "nowhere"})); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := amqp.Dial(amqpURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// The consumer declares the queues as it starts; a failed passive
+	// declare closes the channel, so each look until then takes a new one.
+	var ch *amqp.Channel
+	waitFor(ctx, t, "the consumer's queues declared", 30*time.Second, func() bool {
+		if ch, err = conn.Channel(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ch.QueueDeclarePassive(broker.RetryQueue(amqpQueue), true, false, false, false, nil); err != nil {
+			return false
+		}
+		_, err := ch.QueueDeclarePassive(amqpQueue, true, false, false, false, nil)
+		return err == nil
+	})
+	published := func() float64 {
+		return gathered(t, "switchyard_dispatch_published_total", "queue", "ext-one-copy", coordinator.Registry) +
+			gathered(t, "switchyard_dispatch_republished_total", "queue", "ext-one-copy", coordinator.Registry)
+	}
+	peak := 0
+	deadline := time.Now().Add(time.Minute)
+	for gathered(t, "switchyard_dispatch_gave_up_total", "queue", "ext-one-copy", coordinator.Registry) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the coordinator never gave up (published %v times)", published())
+		}
+		depth := queueDepth(t, ch, amqpQueue) + queueDepth(t, ch, broker.RetryQueue(amqpQueue))
+		peak = max(peak, depth)
+		if depth > 1 {
+			t.Errorf("%d copies of one pod's message in RabbitMQ at once, want at most 1", depth)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := published(); got != 6 {
+		t.Errorf("published %v times, want maxAttempts (6)", got)
+	}
+	waitFor(ctx, t, "every attempt handled", 10*time.Second, func() bool {
+		return gathered(t, "switchyard_shortjob_messages_total", "outcome", shortjob.OutcomeNoFit, reg) == 6
+	})
+	waitForEvent(ctx, t, ns, "unplaceable", "ExternalSchedulingGaveUp", "Published 6 times")
+	// Later attempts join the first Event's series (events.k8s.io
+	// aggregates repeats by reason and object); the metric counted each.
+	waitForEvent(ctx, t, ns, "unplaceable", "FailedScheduling", "(attempt 1)")
+	// Given up: no more publications, nothing left in RabbitMQ, the pod kept.
+	time.Sleep(3 * time.Second)
+	if got := published(); got != 6 {
+		t.Errorf("published %v times after giving up, want 6", got)
+	}
+	if depth := queueDepth(t, ch, amqpQueue) + queueDepth(t, ch, broker.RetryQueue(amqpQueue)) + queueDepth(t, ch, broker.DeadLetterQueue(amqpQueue)); depth != 0 {
+		t.Errorf("%d messages left in RabbitMQ after giving up, want 0", depth)
+	}
+	if _, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, "unplaceable", metav1.GetOptions{}); err != nil {
+		t.Errorf("the pod is gone: %v", err)
+	}
+	t.Logf("peak copies in RabbitMQ: %d over 6 attempts at republishAfterSeconds 1", peak)
 }
