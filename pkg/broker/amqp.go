@@ -62,8 +62,48 @@ var _ Broker = &AMQP{}
 // connection up until Close. It returns once connected, or with the last
 // connection error when ctx ends first.
 func DialAMQP(ctx context.Context, opts AMQPOptions) (*AMQP, error) {
-	if err := opts.Topology.validate(); err != nil {
+	b, firstErr, err := startAMQP(ctx, opts)
+	if err != nil {
 		return nil, err
+	}
+	select {
+	case <-b.connectedChan():
+		return b, nil
+	case <-ctx.Done():
+		_ = b.Close()
+		select {
+		case err := <-firstErr:
+			return nil, fmt.Errorf("connecting to RabbitMQ: %w", err)
+		default:
+			return nil, fmt.Errorf("connecting to RabbitMQ: %w", ctx.Err())
+		}
+	}
+}
+
+// StartAMQP is DialAMQP without the wait: it returns at once and connects
+// (and reconnects) in the background, so that a caller for which the
+// broker is optional keeps working while RabbitMQ is down. Connected says
+// whether it is up; publishes wait for it, within their context.
+func StartAMQP(ctx context.Context, opts AMQPOptions) (*AMQP, error) {
+	b, _, err := startAMQP(ctx, opts)
+	return b, err
+}
+
+// Connected reports whether the connection is up now.
+func (b *AMQP) Connected() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.conn != nil && !b.conn.IsClosed()
+}
+
+func startAMQP(ctx context.Context, opts AMQPOptions) (*AMQP, <-chan error, error) {
+	if err := opts.Topology.validate(); err != nil {
+		return nil, nil, err
+	}
+	// A URL that cannot work fails now, not in a reconnect loop; the error
+	// names neither the URL nor its password.
+	if _, err := amqp.ParseURI(opts.URL); err != nil {
+		return nil, nil, errors.New("the RabbitMQ URL is not a valid amqp:// or amqps:// URI")
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 10 * time.Second
@@ -79,18 +119,7 @@ func DialAMQP(ctx context.Context, opts AMQPOptions) (*AMQP, error) {
 	}
 	firstErr := make(chan error, 1)
 	go b.run(firstErr)
-	select {
-	case <-b.connectedChan():
-		return b, nil
-	case <-ctx.Done():
-		_ = b.Close()
-		select {
-		case err := <-firstErr:
-			return nil, fmt.Errorf("connecting to RabbitMQ: %w", err)
-		default:
-			return nil, fmt.Errorf("connecting to RabbitMQ: %w", ctx.Err())
-		}
-	}
+	return b, firstErr, nil
 }
 
 func (b *AMQP) connectedChan() chan struct{} {
