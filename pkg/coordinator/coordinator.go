@@ -137,11 +137,12 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	metrics := controllerMetrics{admission.NewMetrics(reg), routing.NewMetrics(reg), dispatch.NewMetrics(reg), decisions.NewMetrics(reg)}
-	var b broker.Broker
+	// The broker is optional at run time too: the coordinator starts (and
+	// admits profile queues) while RabbitMQ is down; external queues hold
+	// their pods, with the BrokerUnavailable condition, until it is up.
+	var b *broker.AMQP
 	if opts.AMQPURL != "" {
-		dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		amqpBroker, err := broker.DialAMQP(dialCtx, broker.AMQPOptions{URL: opts.AMQPURL, Name: "switchyard-coordinator", Metrics: broker.NewMetrics(reg)})
-		cancel()
+		amqpBroker, err := broker.StartAMQP(ctx, broker.AMQPOptions{URL: opts.AMQPURL, Name: "switchyard-coordinator", Metrics: broker.NewMetrics(reg)})
 		if err != nil {
 			return err
 		}
@@ -239,7 +240,13 @@ type controllerMetrics struct {
 	decisions *decisions.Metrics
 }
 
-func runControllers(ctx context.Context, client kubernetes.Interface, sy versioned.Interface, metrics controllerMetrics, b broker.Broker, opts Options, ready *atomic.Bool) error {
+func runControllers(ctx context.Context, client kubernetes.Interface, sy versioned.Interface, metrics controllerMetrics, amqpBroker *broker.AMQP, opts Options, ready *atomic.Bool) error {
+	// b is nil without a broker (a nil *AMQP in the interface would not be).
+	var b broker.Broker
+	var brokerConnected func() bool
+	if amqpBroker != nil {
+		b, brokerConnected = amqpBroker, amqpBroker.Connected
+	}
 	logger := klog.FromContext(ctx)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	syFactory := syinformers.NewSharedInformerFactory(sy, 0)
@@ -268,7 +275,7 @@ func runControllers(ctx context.Context, client kubernetes.Interface, sy version
 	}
 	admitter, err = admission.New(client, sy, pods.Informer(), queues.Informer(), queues.Lister(), recorder,
 		metrics.admission, admission.Options{MaxAdmittedTotal: opts.MaxAdmittedTotal, Profiles: profiles, ExternalQueues: b != nil,
-			RouteStatus: router.RouteStatus})
+			BrokerConnected: brokerConnected, RouteStatus: router.RouteStatus})
 	if err != nil {
 		return err
 	}
@@ -305,9 +312,41 @@ func runControllers(ctx context.Context, client kubernetes.Interface, sy version
 		wg.Add(1)
 		go func() { defer wg.Done(); stream.Run(ctx) }()
 	}
+	if brokerConnected != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); watchBroker(ctx, brokerConnected, admitter.BrokerChanged) }()
+	}
 	admitter.Run(ctx)
 	wg.Wait()
 	factory.Shutdown()
 	syFactory.Shutdown()
 	return nil
+}
+
+// brokerPollInterval is how often the coordinator looks whether RabbitMQ
+// came or went, to admit external queues' pods again or hold them.
+const brokerPollInterval = time.Second
+
+// watchBroker calls changed whenever connected() changes, until ctx ends.
+func watchBroker(ctx context.Context, connected func() bool, changed func(up bool)) {
+	logger := klog.FromContext(ctx)
+	last := connected()
+	if !last {
+		logger.Info("RabbitMQ is not reachable yet; external queues hold their pods until it is")
+		changed(false)
+	}
+	ticker := time.NewTicker(brokerPollInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		if up := connected(); up != last {
+			last = up
+			logger.Info("RabbitMQ connectivity changed", "connected", up)
+			changed(up)
+		}
+	}
 }

@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/kubernetes"
@@ -64,6 +65,10 @@ type Options struct {
 	// with spec.external can hand their pods to an external scheduler;
 	// without one such Queues are not usable and their pods stay held.
 	ExternalQueues bool
+	// BrokerConnected says whether the broker is up now; while it is not,
+	// external queues admit nothing (their pods wait, gated) and show the
+	// BrokerUnavailable condition. nil: always up.
+	BrokerConnected func() bool
 	// Workers remove gates concurrently; 8 when zero.
 	Workers int
 	// StatusInterval is how often a queue's changed status is written at
@@ -190,6 +195,25 @@ func (c *Controller) queueChanged(obj any, deleted bool) {
 	c.status.Add(q.Name)
 }
 
+func (c *Controller) brokerUp() bool {
+	return c.opts.BrokerConnected == nil || c.opts.BrokerConnected()
+}
+
+// BrokerChanged is told when the broker comes or goes: external queues'
+// pods are decided on again and their status refreshed.
+func (c *Controller) BrokerChanged(bool) {
+	queues, err := c.queues.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, q := range queues {
+		if q.Spec.External != nil {
+			c.status.Add(q.Name)
+		}
+	}
+	c.cycles.Add(cycleKey)
+}
+
 // RefreshStatus asks for the status of the named Queues to be looked at
 // again (their route in the routing table changed).
 func (c *Controller) RefreshStatus(queues []string) {
@@ -250,7 +274,7 @@ func (c *Controller) input() Input {
 
 func (c *Controller) usable(q *v1alpha1.Queue) bool {
 	if q.Spec.External != nil {
-		return c.opts.ExternalQueues
+		return c.opts.ExternalQueues && c.brokerUp()
 	}
 	return c.opts.Profiles == nil || c.opts.Profiles.Has(q.Spec.Profile)
 }

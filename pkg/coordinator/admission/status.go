@@ -103,9 +103,11 @@ func (c *Controller) desiredStatus(q *v1alpha1.Queue) v1alpha1.QueueStatus {
 	gen := q.Generation
 	missing := !c.usable(q)
 	if q.Spec.External != nil {
-		setCondition(&st, v1alpha1.QueueProfileMissing, missing, "BrokerNotConfigured",
+		setCondition(&st, v1alpha1.QueueProfileMissing, !c.opts.ExternalQueues, "BrokerNotConfigured",
 			fmt.Sprintf("external queue %q needs a broker: start switchyard-coordinator with --amqp-url; pods are held", q.Spec.External.AMQPQueue),
 			"BrokerConfigured", "admitted pods are published to the external scheduler's queue", gen)
+		setCondition(&st, v1alpha1.QueueBrokerUnavailable, c.opts.ExternalQueues && !c.brokerUp(), "BrokerUnreachable",
+			"RabbitMQ is not reachable; pods wait, gated, and are admitted when it is back", "BrokerReachable", "RabbitMQ is reachable", gen)
 	} else {
 		setCondition(&st, v1alpha1.QueueProfileMissing, missing, "ProfileMissing", fmt.Sprintf("no scheduler profile named %q is configured; pods are held", q.Spec.Profile), "ProfileFound", "the profile is configured", gen)
 	}
@@ -129,7 +131,7 @@ func (c *Controller) desiredStatus(q *v1alpha1.Queue) v1alpha1.QueueStatus {
 	ready := !missing && !dup && routed
 	msg := "pods are routed to the queue's scheduler and admitted within the limits"
 	if !ready {
-		msg = "see the ProfileMissing, DuplicateDefault and Routed conditions"
+		msg = "see the ProfileMissing, BrokerUnavailable, DuplicateDefault and Routed conditions"
 	}
 	setCondition(&st, v1alpha1.QueueReady, ready, "Ready", msg, "NotReady", msg, gen)
 	return st

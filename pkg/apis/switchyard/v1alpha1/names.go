@@ -137,4 +137,7 @@ const (
 	// the queue's limits allow at once (maxAdmitted, the cluster-wide cap or
 	// quota); they are never admitted until the set or the Queue changes.
 	QueueCalcSetsCannotFit = "CalcSetsCannotFit"
+	// QueueBrokerUnavailable: an external queue's broker is configured but
+	// not reachable; its pods wait, gated, until it is.
+	QueueBrokerUnavailable = "BrokerUnavailable"
 )
