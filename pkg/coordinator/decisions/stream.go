@@ -4,6 +4,13 @@
 // Each pod's decisions are published in the order they were made; delivery
 // is at least once (a restarted coordinator announces the pods it finds
 // still pending again), so subscribers key on (uid, decision).
+//
+// The stream never holds up the coordinator: each shard buffers
+// BufferSize decisions, and while the broker is down or slow a full
+// shard drops new decisions, counts them (switchyard_decisions_dropped_total)
+// and marks the next message it publishes with Gap, the number dropped on
+// that shard since; a subscriber that sees a gap lists the pods it cares
+// about to catch up.
 package decisions
 
 import (
@@ -12,6 +19,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,12 +60,20 @@ type Decision struct {
 	// Seq orders one pod's decisions: 1 for routed, 2 for admitted.
 	Seq int       `json:"seq"`
 	At  time.Time `json:"at"`
+	// Gap, when not 0, is how many decisions of this message's shard were
+	// dropped (the buffer was full) since the shard's previous message.
+	Gap int64 `json:"gap,omitempty"`
 }
+
+// BufferSize is how many decisions each shard holds while the broker is
+// slower than the coordinator.
+const BufferSize = 4096
 
 // Metrics of the stream.
 type Metrics struct {
 	Published *prometheus.CounterVec
 	Errors    prometheus.Counter
+	Dropped   prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -70,8 +86,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchyard_decisions_publish_errors_total", Help: "Decision publications that failed and were retried.",
 		}),
 	}
+	m.Dropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchyard_decisions_dropped_total", Help: "Decisions dropped because the stream's buffer was full (the broker down or slow); the next message of the shard carries the gap.",
+	})
 	if reg != nil {
-		reg.MustRegister(m.Published, m.Errors)
+		reg.MustRegister(m.Published, m.Errors, m.Dropped)
 	}
 	return m
 }
@@ -86,6 +105,9 @@ type Stream struct {
 	exchange string
 	metrics  *Metrics
 	queues   [shards]chan Decision
+	// dropped counts, per shard, the decisions dropped since the shard's
+	// last message was taken for publishing.
+	dropped [shards]atomic.Int64
 
 	mu sync.Mutex
 	// seen is each live pod's last published decision (0 none, 1 routed,
@@ -103,7 +125,7 @@ func New(ctx context.Context, b broker.Broker, exchange string, pods cache.Share
 	}
 	s := &Stream{broker: b, exchange: exchange, metrics: metrics, seen: map[types.UID]int{}}
 	for i := range s.queues {
-		s.queues[i] = make(chan Decision, 4096)
+		s.queues[i] = make(chan Decision, BufferSize)
 	}
 	if _, err := pods.AddEventHandler(routing.RoutedPodHandler(s.observe)); err != nil {
 		return nil, err
@@ -140,11 +162,18 @@ func (s *Stream) observe(pod *corev1.Pod, queue string, deleted bool) {
 func (s *Stream) enqueue(pod *corev1.Pod, queue, decision string, seq int) {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(pod.UID))
-	// Blocks the informer when the broker is down for long: decisions are
-	// not dropped, and the informer catches up afterwards.
-	s.queues[h.Sum32()%shards] <- Decision{
+	shard := h.Sum32() % shards
+	d := Decision{
 		APIVersion: MessageVersion, Decision: decision, UID: pod.UID, Namespace: pod.Namespace, Name: pod.Name,
 		Queue: queue, SchedulerName: pod.Spec.SchedulerName, Seq: seq, At: time.Now(),
+	}
+	// Never block the informer (and so every controller sharing it): a full
+	// shard drops the decision and reports the gap.
+	select {
+	case s.queues[shard] <- d:
+	default:
+		s.dropped[shard].Add(1)
+		s.metrics.Dropped.Inc()
 	}
 }
 
@@ -154,17 +183,18 @@ func (s *Stream) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for i := range s.queues {
 		wg.Add(1)
-		go func(q chan Decision) {
+		go func(shard int) {
 			defer wg.Done()
 			for {
 				select {
 				case <-ctx.Done():
 					return
-				case d := <-q:
+				case d := <-s.queues[shard]:
+					d.Gap = s.dropped[shard].Swap(0)
 					s.publish(ctx, logger, d)
 				}
 			}
-		}(s.queues[i])
+		}(i)
 	}
 	wg.Wait()
 }
