@@ -304,3 +304,44 @@ func TestRoutingHoldsTenThousandQueues(t *testing.T) {
 		t.Errorf("a Queue that fit stopped routing: %v", err)
 	}
 }
+
+// TestCoordinatorWithBrokerDown: the broker is optional at run time. A
+// coordinator whose RabbitMQ is unreachable starts, admits the pods of a
+// gated profile queue, publishes no decision yet blocks nothing, and holds
+// an external queue's pods gated with BrokerUnavailable=True.
+func TestCoordinatorWithBrokerDown(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	_, selector := testNodes(ctx, t, 1, localcluster.NodeSpec{CPU: "8", Memory: "32Gi"})
+	ns := selector["switchyard.io/test-nodes"]
+	restartCoordinator(ctx, t, nil)
+	defer restartCoordinator(ctx, t, &coordinatorpkg.Options{})
+	var err error
+	// Port 1 on loopback: nothing listens, every dial is refused.
+	coordinator, err = cluster.StartCoordinator(ctx, coordinatorpkg.Options{AMQPURL: "amqp://guest:guest@127.0.0.1:1/", DecisionExchange: decisionExchange})
+	if err != nil {
+		t.Fatalf("the coordinator did not start without its broker: %v", err)
+	}
+	createQueue(ctx, t, "nobroker-profile", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](10)})
+	// With a limit, its pods are gated: they wait in the queue, not in the
+	// dispatcher (an external queue without limits admits at creation, and
+	// its pods wait unpublished until the broker is back).
+	createQueue(ctx, t, "nobroker-external", v1alpha1.QueueSpec{External: &v1alpha1.ExternalScheduler{AMQPQueue: runID + ".nobroker"}, MaxAdmitted: ptr.To[int32](10)})
+	if err := cluster.WaitForRouting(ctx, ns, "nobroker-profile", "switchyard-batch"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.WaitForRouting(ctx, ns, "nobroker-external", v1alpha1.ExternalSchedulerName); err != nil {
+		t.Fatal(err)
+	}
+	createQueuedPods(ctx, t, ns, "nobroker-profile", 20, selector, nil)
+	createQueuedPods(ctx, t, ns, "nobroker-external", 3, selector, nil)
+	if _, err := cluster.WaitForBound(ctx, ns, "test=queued,"+v1alpha1.QueueLabel+"=nobroker-profile", 20, time.Minute); err != nil {
+		t.Fatalf("profile queue with the broker down: %v", err)
+	}
+	waitForQueueStatus(ctx, t, "nobroker-external", func(st v1alpha1.QueueStatus) bool {
+		return meta.IsStatusConditionTrue(st.Conditions, v1alpha1.QueueBrokerUnavailable) &&
+			meta.IsStatusConditionFalse(st.Conditions, v1alpha1.QueueReady) && st.Pending == 3 && st.Admitted == 0
+	})
+	if published := gathered(t, "switchyard_decisions_published_total", "", "", coordinator.Registry); published != 0 {
+		t.Errorf("%v decisions published to an unreachable broker", published)
+	}
+}
