@@ -34,10 +34,7 @@ func TestQueueEditedToAnotherScheduler(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	_, selector := testNodes(ctx, t, 2, localcluster.NodeSpec{CPU: "8", Memory: "32Gi"})
 	ns := selector["switchyard.io/test-nodes"]
-	createQueue(ctx, t, "edited", v1alpha1.QueueSpec{External: &v1alpha1.ExternalScheduler{AMQPQueue: runID + ".edited"}, MaxAdmitted: ptr.To[int32](0)})
-	if err := cluster.WaitForRouting(ctx, ns, "edited", v1alpha1.ExternalSchedulerName); err != nil {
-		t.Fatal(err)
-	}
+	createRoutedQueue(ctx, t, ns, "edited", v1alpha1.QueueSpec{External: &v1alpha1.ExternalScheduler{AMQPQueue: runID + ".edited"}, MaxAdmitted: ptr.To[int32](0)})
 	createQueuedPods(ctx, t, ns, "edited", 2, selector, func(p *corev1.Pod) { p.Labels["test"] = "stranded" })
 	waitForQueueStatus(ctx, t, "edited", func(st v1alpha1.QueueStatus) bool { return st.Pending == 2 })
 
@@ -124,10 +121,7 @@ func TestCoordinatorDrainsBeforeReleasingItsLease(t *testing.T) {
 	t.Cleanup(func() {
 		_ = cluster.Client.CoreV1().Pods(ns).DeleteCollection(context.Background(), metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{})
 	})
-	createQueue(ctx, t, "drain", v1alpha1.QueueSpec{Profile: "no-such-profile-drain", MaxAdmitted: ptr.To[int32](1000)})
-	if err := cluster.WaitForRouting(ctx, ns, "drain", "no-such-profile-drain"); err != nil {
-		t.Fatal(err)
-	}
+	createRoutedQueue(ctx, t, ns, "drain", v1alpha1.QueueSpec{Profile: "no-such-profile-drain", MaxAdmitted: ptr.To[int32](1000)})
 	restartCoordinator(ctx, t, nil)
 	defer restartCoordinator(ctx, t, &coordinatorpkg.Options{})
 	createQueuedPods(ctx, t, ns, "drain", 200, nil, nil)

@@ -298,10 +298,7 @@ func TestDecisionStream(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	_, selector := testNodes(ctx, t, 2, localcluster.NodeSpec{CPU: "8", Memory: "16Gi"})
 	ns := selector["switchyard.io/test-nodes"]
-	createQueue(ctx, t, "audited", v1alpha1.QueueSpec{Profile: "switchyard", MaxAdmitted: ptrTo[int32](5)})
-	if err := cluster.WaitForRouting(ctx, ns, "audited", "switchyard"); err != nil {
-		t.Fatal(err)
-	}
+	createRoutedQueue(ctx, t, ns, "audited", v1alpha1.QueueSpec{Profile: "switchyard", MaxAdmitted: ptrTo[int32](5)})
 	tap := runID + ".audit"
 	b, err := broker.DialAMQP(ctx, broker.AMQPOptions{URL: amqpURL(), Name: "audit-tool", Topology: broker.Topology{
 		Exchanges: []broker.Exchange{{Name: decisionExchange, Kind: "topic"}},
@@ -375,10 +372,7 @@ func TestExternalRepublishesUnboundPods(t *testing.T) {
 	ns := selector["switchyard.io/test-nodes"]
 	amqpQueue := runID + ".ext-republish"
 	t.Cleanup(func() { deleteAMQPQueues(amqpQueue) })
-	createQueue(ctx, t, "ext-republish", v1alpha1.QueueSpec{External: &v1alpha1.ExternalScheduler{AMQPQueue: amqpQueue, RepublishAfterSeconds: 1}})
-	if err := cluster.WaitForRouting(ctx, ns, "ext-republish", v1alpha1.ExternalSchedulerName); err != nil {
-		t.Fatal(err)
-	}
+	createRoutedQueue(ctx, t, ns, "ext-republish", v1alpha1.QueueSpec{External: &v1alpha1.ExternalScheduler{AMQPQueue: amqpQueue, RepublishAfterSeconds: 1}})
 	createExternalPods(ctx, t, ns, "ext-republish", 1, selector)
 	waitFor(ctx, t, "the pod published again after its deadline", 30*time.Second, func() bool {
 		return gathered(t, "switchyard_dispatch_republished_total", "queue", "ext-republish", coordinator.Registry) >= 2
@@ -420,10 +414,7 @@ func TestExternalOneCopyPerPod(t *testing.T) {
 	ns := selector["switchyard.io/test-nodes"]
 	amqpQueue := runID + ".ext-one-copy"
 	t.Cleanup(func() { deleteAMQPQueues(amqpQueue) })
-	createQueue(ctx, t, "ext-one-copy", v1alpha1.QueueSpec{External: &v1alpha1.ExternalScheduler{AMQPQueue: amqpQueue, RepublishAfterSeconds: 1, MaxAttempts: 6}})
-	if err := cluster.WaitForRouting(ctx, ns, "ext-one-copy", v1alpha1.ExternalSchedulerName); err != nil {
-		t.Fatal(err)
-	}
+	createRoutedQueue(ctx, t, ns, "ext-one-copy", v1alpha1.QueueSpec{External: &v1alpha1.ExternalScheduler{AMQPQueue: amqpQueue, RepublishAfterSeconds: 1, MaxAttempts: 6}})
 	reg := startShortJob(ctx, t, amqpQueue, "shortjob-one-copy")
 	// No node carries this label: the pod never fits.
 	if _, err := cluster.CreatePods(ctx, queuedPod(ns, "unplaceable", "ext-one-copy", map[string]string{"switchyard.io/test-nodes": "nowhere"})); err != nil {

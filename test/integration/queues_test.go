@@ -49,6 +49,17 @@ func createQueue(ctx context.Context, t *testing.T, name string, spec v1alpha1.Q
 	return q
 }
 
+// createRoutedQueue creates a Queue (deleted when the test ends) and waits
+// until the API server routes pods of namespace ns to its scheduler.
+func createRoutedQueue(ctx context.Context, t *testing.T, ns, name string, spec v1alpha1.QueueSpec) *v1alpha1.Queue {
+	t.Helper()
+	q := createQueue(ctx, t, name, spec)
+	if err := cluster.WaitForRouting(ctx, ns, name, spec.SchedulerName()); err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
 func queuedPod(ns, name, queue string, selector map[string]string) *corev1.Pod {
 	spec := localcluster.PodSpec{SchedulerName: "switchyard", CPU: "10m", Memory: "16Mi", NodeSelector: selector, Labels: map[string]string{"test": "queued"}}
 	if queue != "" {
@@ -211,10 +222,7 @@ func TestMaxAdmittedNeverExceeded(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	_, selector := testNodes(ctx, t, 20, localcluster.NodeSpec{CPU: "32", Memory: "128Gi", Pods: 110})
 	ns := selector["switchyard.io/test-nodes"]
-	createQueue(ctx, t, "max-admitted", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](10)})
-	if err := cluster.WaitForRouting(ctx, ns, "max-admitted", "switchyard-batch"); err != nil {
-		t.Fatal(err)
-	}
+	createRoutedQueue(ctx, t, ns, "max-admitted", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](10)})
 	observer, err := cluster.ObservePods(ctx, ns, admittedCheck(10))
 	if err != nil {
 		t.Fatal(err)
@@ -238,10 +246,7 @@ func TestQuotaNeverExceeded(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	_, selector := testNodes(ctx, t, 4, localcluster.NodeSpec{CPU: "32", Memory: "128Gi"})
 	ns := selector["switchyard.io/test-nodes"]
-	createQueue(ctx, t, "quota", v1alpha1.QueueSpec{Profile: "switchyard-batch", Quota: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}})
-	if err := cluster.WaitForRouting(ctx, ns, "quota", "switchyard-batch"); err != nil {
-		t.Fatal(err)
-	}
+	createRoutedQueue(ctx, t, ns, "quota", v1alpha1.QueueSpec{Profile: "switchyard-batch", Quota: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}})
 	limit := resource.MustParse("1")
 	observer, err := cluster.ObservePods(ctx, ns, func(pods map[types.UID]*corev1.Pod, _ *corev1.Pod) error {
 		used := resource.Quantity{}
@@ -348,10 +353,7 @@ func TestCoordinatorRestartLosesNothing(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	_, selector := testNodes(ctx, t, 20, localcluster.NodeSpec{CPU: "32", Memory: "128Gi"})
 	ns := selector["switchyard.io/test-nodes"]
-	createQueue(ctx, t, "restart", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](20)})
-	if err := cluster.WaitForRouting(ctx, ns, "restart", "switchyard-batch"); err != nil {
-		t.Fatal(err)
-	}
+	createRoutedQueue(ctx, t, ns, "restart", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](20)})
 	check := admittedCheck(20)
 	var mu sync.Mutex
 	ungated := 0
@@ -547,10 +549,7 @@ func TestAdmittedTimeoutFreesTheQueue(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	_, selector := testNodes(ctx, t, 1, localcluster.NodeSpec{CPU: "8", Memory: "32Gi"})
 	ns := selector["switchyard.io/test-nodes"]
-	createQueue(ctx, t, "admitted-timeout", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](1), AdmittedTimeoutSeconds: ptr.To[int32](2)})
-	if err := cluster.WaitForRouting(ctx, ns, "admitted-timeout", "switchyard-batch"); err != nil {
-		t.Fatal(err)
-	}
+	createRoutedQueue(ctx, t, ns, "admitted-timeout", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](1), AdmittedTimeoutSeconds: ptr.To[int32](2)})
 	// No node carries this label: admitted, never bound.
 	stuck := queuedPod(ns, "stuck", "admitted-timeout", map[string]string{"switchyard.io/test-nodes": "nowhere"})
 	if _, err := cluster.CreatePods(ctx, stuck); err != nil {
@@ -643,10 +642,7 @@ func TestGangAdmission(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	_, selector := testNodes(ctx, t, 10, localcluster.NodeSpec{CPU: "32", Memory: "128Gi", Pods: 110})
 	ns := selector["switchyard.io/test-nodes"]
-	createQueue(ctx, t, "gangs", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](5)})
-	if err := cluster.WaitForRouting(ctx, ns, "gangs", "switchyard-batch"); err != nil {
-		t.Fatal(err)
-	}
+	createRoutedQueue(ctx, t, ns, "gangs", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](5)})
 	observer, err := cluster.ObservePods(ctx, ns, sameDecision(5))
 	if err != nil {
 		t.Fatal(err)

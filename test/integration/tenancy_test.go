@@ -213,10 +213,7 @@ func TestAdmissionGateGuarded(t *testing.T) {
 	if err := cluster.CreateNamespace(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
-	createQueue(ctx, t, "tn-held", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](0)})
-	if err := cluster.WaitForRouting(ctx, ns, "tn-held", "switchyard-batch"); err != nil {
-		t.Fatal(err)
-	}
+	createRoutedQueue(ctx, t, ns, "tn-held", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](0)})
 	created, err := cluster.CreatePods(ctx, queuedPod(ns, "held", "tn-held", nil),
 		localcluster.Pod(ns, "plain", localcluster.PodSpec{SchedulerName: localcluster.UnscheduledSchedulerName}))
 	if err != nil {
