@@ -1,8 +1,6 @@
 package admission
 
 import (
-	"container/heap"
-	"encoding/json"
 	"sort"
 	"time"
 
@@ -94,38 +92,6 @@ type entry struct {
 	// once its Stranded event was.
 	queued       bool
 	strandedSeen bool
-}
-
-// gangKey names a calculation set within a queue: sets are per namespace.
-type gangKey struct{ queue, namespace, name string }
-
-// gang is a calculation set's members in one queue: they are admitted all
-// together or not at all.
-type gang struct {
-	key     gangKey
-	size    int
-	members map[types.UID]*entry
-	// unfitReported is set once the set was reported as never fitting its
-	// queue's limits.
-	unfitReported bool
-}
-
-// standing counts the members that wait (pending) and those already past
-// admission (admitted, overdue or scheduled), and sums the requests of all.
-func (g *gang) standing() (pending, past int, requests Resources) {
-	requests = Resources{}
-	for _, e := range g.members {
-		switch e.class {
-		case classPending:
-			pending++
-		case classAdmitted, classOverdue, classScheduled:
-			past++
-		default:
-			continue
-		}
-		requests.add(e.requests, 1)
-	}
-	return pending, past, requests
 }
 
 // orderBefore is the order within a queue: pod priority, then creation
@@ -416,19 +382,6 @@ func (s *State) DeletePod(uid types.UID) {
 	s.forgetIfEmpty(q)
 }
 
-// join makes e a member of its queue's set name. The set's size is the
-// first member's; members are counted as they were when they joined.
-func (s *State) join(e *entry, name string, size int) {
-	key := gangKey{queue: e.queue, namespace: e.namespace, name: name}
-	g := s.gangs[key]
-	if g == nil {
-		g = &gang{key: key, size: size, members: map[types.UID]*entry{}}
-		s.gangs[key] = g
-	}
-	g.members[e.uid] = e
-	e.gang = g
-}
-
 // markSending counts a pod as admitted from the moment its gate removal is
 // decided, so that limits hold while the informer catches up.
 func (s *State) markSending(e *entry, now time.Time) {
@@ -463,86 +416,6 @@ func (s *State) expireSending(now time.Time, maxAge time.Duration) {
 			s.unsend(uid)
 		}
 	}
-}
-
-// admittedAt is when pod's admission record says it was admitted, or now
-// when it has none (admitted by a coordinator that wrote no record).
-func admittedAt(pod *corev1.Pod, now time.Time) time.Time {
-	if raw, ok := pod.Annotations[v1alpha1.AdmittedAnnotation]; ok {
-		var record v1alpha1.AdmissionRecord
-		if json.Unmarshal([]byte(raw), &record) == nil && !record.Time.IsZero() && !record.Time.After(now) {
-			return record.Time.Time
-		}
-	}
-	return now
-}
-
-// deadline is when one admitted pod becomes overdue.
-type deadline struct {
-	at time.Time
-	e  *entry
-}
-
-// deadlineHeap is a min-heap of deadlines (container/heap).
-type deadlineHeap []deadline
-
-func (h deadlineHeap) Len() int           { return len(h) }
-func (h deadlineHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h deadlineHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *deadlineHeap) Push(x any)        { *h = append(*h, x.(deadline)) }
-func (h *deadlineHeap) Pop() any {
-	old := *h
-	d := old[len(old)-1]
-	old[len(old)-1] = deadline{}
-	*h = old[:len(old)-1]
-	return d
-}
-
-// watchDeadline schedules e, admitted in q, to become overdue at its
-// admission time plus q's timeout, if q has one.
-func (s *State) watchDeadline(q *queueState, e *entry) {
-	timeout := q.admittedTimeout()
-	if timeout <= 0 {
-		return
-	}
-	// Every update of an admitted pod counts it again: schedule each
-	// deadline once.
-	if at := e.admittedAt.Add(timeout); !at.Equal(e.deadline) {
-		e.deadline = at
-		heap.Push(&s.deadlines, deadline{at: at, e: e})
-	}
-}
-
-// ExpireAdmitted marks overdue the admitted pods whose queue's
-// admittedTimeoutSeconds has passed since their admission, so that they no
-// longer count against maxAdmitted. It returns them (to be reported) and
-// when the next one comes due (zero: none is waiting).
-func (s *State) ExpireAdmitted(now time.Time) (expired []*entry, next time.Time) {
-	for len(s.deadlines) > 0 && !s.deadlines[0].at.After(now) {
-		d := heap.Pop(&s.deadlines).(deadline)
-		e := d.e
-		if e.deadline.Equal(d.at) {
-			e.deadline = time.Time{} // no longer scheduled: it may be again
-		}
-		if s.pods[e.uid] != e || e.class != classAdmitted {
-			continue // bound, gone or already overdue since it was scheduled
-		}
-		q := s.queues[e.queue]
-		timeout := q.admittedTimeout()
-		if timeout == 0 {
-			continue
-		}
-		if e.admittedAt.Add(timeout).After(now) {
-			continue // the timeout grew since; a later deadline is scheduled
-		}
-		e.overdue = true
-		q.reclassify(e)
-		expired = append(expired, e)
-	}
-	if len(s.deadlines) > 0 {
-		next = s.deadlines[0].at
-	}
-	return expired, next
 }
 
 // quantity turns a milli-value back into a Quantity for messages.
