@@ -20,7 +20,7 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	flags.AddFlags(cmd.PersistentFlags())
 	cmd.SetOut(streams.Out)
 	cmd.SetErr(streams.ErrOut)
-	cmd.AddCommand(newQueuesCommand(flags, streams))
+	cmd.AddCommand(newQueuesCommand(flags, streams), newExplainCommand(flags, streams))
 	addConfiguratorCommands(cmd, streams)
 	return cmd
 }
