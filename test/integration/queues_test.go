@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,10 +18,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/klog/v2/ktesting"
 	"k8s.io/utils/ptr"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
+	"github.com/switchyard-sched/switchyard/pkg/cli"
 	coordinatorpkg "github.com/switchyard-sched/switchyard/pkg/coordinator"
 	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
 	"github.com/switchyard-sched/switchyard/test/localcluster"
@@ -688,6 +691,46 @@ func TestGangAdmission(t *testing.T) {
 	for _, p := range big.Items {
 		if !v1alpha1.HasAdmissionGate(&p) {
 			t.Errorf("member %s of the set that cannot fit was admitted", p.Name)
+		}
+	}
+}
+
+// TestExplainHeldPod runs `kubectl switchyard explain` against the real API
+// server for a pod its queue holds, and for one the scheduler cannot place.
+func TestExplainHeldPod(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	_, selector := testNodes(ctx, t, 1, localcluster.NodeSpec{CPU: "1", Memory: "4Gi"})
+	ns := selector["switchyard.io/test-nodes"]
+	createRoutedQueue(ctx, t, ns, "explain-held", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](0)})
+	createRoutedQueue(ctx, t, ns, "explain-open", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](5)})
+	big := queuedPod(ns, "too-big", "explain-open", selector)
+	big.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4")}
+	if _, err := cluster.CreatePods(ctx, queuedPod(ns, "held", "explain-held", selector), big); err != nil {
+		t.Fatal(err)
+	}
+	waitForEvent(ctx, t, ns, "held", "Queued", "maxAdmitted")
+	waitForEvent(ctx, t, ns, "too-big", "FailedScheduling", "Insufficient cpu")
+	explain := func(pod string) string {
+		var out bytes.Buffer
+		cmd := cli.NewCommand(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out})
+		cmd.SetArgs([]string{"explain", ns + "/" + pod, "--kubeconfig", cluster.KubeconfigPath})
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		if err := cmd.ExecuteContext(ctx); err != nil {
+			t.Fatalf("explain %s: %v\n%s", pod, err, out.String())
+		}
+		t.Logf("$ kubectl switchyard explain %s/%s\n%s", ns, pod, out.String())
+		return out.String()
+	}
+	for pod, wants := range map[string][]string{
+		"held":    {"Route:     Queue explain-held, profile switchyard-batch", "waiting for admission; held by maxAdmitted (0/0)"},
+		"too-big": {"admitted", "by Queue explain-open", "Scheduler: 0/1 nodes are available", "Insufficient cpu"},
+	} {
+		out := explain(pod)
+		for _, want := range wants {
+			if !strings.Contains(out, want) {
+				t.Errorf("explain %s lacks %q", pod, want)
+			}
 		}
 	}
 }
