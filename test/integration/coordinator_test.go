@@ -276,9 +276,26 @@ func TestRoutingHoldsTenThousandQueues(t *testing.T) {
 	longProfile := strings.Repeat("p", 253)
 	extra := (routing.MaxTableBytes-used)/(63+len(longProfile)+7) + 2
 	create(10_000, 10_000+extra, longProfile)
-	last := name(10_000 + extra - 1)
+	// The Queues were created concurrently, so which of them the last table
+	// that fit holds depends on the order they arrived in: look for one the
+	// live table lacks.
+	var last string
 	var conditions []metav1.Condition
 	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		// Looked for again each time: a write may still be on its way.
+		live, err := sy.SwitchyardV1alpha1().RoutingTables().Get(ctx, v1alpha1.RoutingPolicyName, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		last = ""
+		for i := 10_000; i < 10_000+extra && last == ""; i++ {
+			if _, routed := live.Routes[name(i)]; !routed {
+				last = name(i)
+			}
+		}
+		if last == "" {
+			return false, nil
+		}
 		q, err := sy.SwitchyardV1alpha1().Queues().Get(ctx, last, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
