@@ -108,7 +108,9 @@ func TestQueueTenancy(t *testing.T) {
 		{"a queue's profile named directly, with the queue's label", pod("tenancy-a", "direct-labelled", "tn-team-a", direct("switchyard-batch", nil, true)),
 			"whose pods come through routing"},
 		{"a routed-queue annotation forged on another scheduler's pod", pod("tenancy-a", "forged", "", direct(corev1.DefaultSchedulerName, routedTo("tn-team-a"), false)),
-			"the annotation switchyard.io/routed-queue is written by routing alone"},
+			"pods of Queue tn-team-a get schedulerName switchyard-batch from routing, not default-scheduler"},
+		{"an annotation naming no Queue, with a queue's profile", pod("tenancy-a", "ghost", "", direct("switchyard-batch", routedTo("no-such-queue"), true)),
+			"the annotation switchyard.io/routed-queue is written by routing alone, and here it names no Queue routed to schedulerName switchyard-batch"},
 		{"routing's result spelled out, without the gate", pod("tenancy-a", "ungated", "tn-team-a", direct("switchyard-batch", routedTo("tn-team-a"), false)),
 			"wait for admission under its limits"},
 		{"routing's result spelled out, in a namespace outside the selector", pod("tenancy-b", "spelled-outsider", "tn-team-a", direct("switchyard-batch", routedTo("tn-team-a"), true)),
@@ -131,6 +133,10 @@ func TestQueueTenancy(t *testing.T) {
 		// Indistinguishable from a routed pod, and held by the queue alike.
 		{"routing's result spelled out in full", pod("tenancy-a", "spelled", "tn-team-a", direct("switchyard-batch", routedTo("tn-team-a"), true)), "tn-team-a"},
 		{"another scheduler's pod", pod("tenancy-b", "default", "", direct(corev1.DefaultSchedulerName, nil, false)), ""},
+		// What a routing policy whose cache still holds a just-deleted Queue
+		// writes: the guard's fresher table lacks the Queue, and the pod
+		// names no queue-served profile, so it is not refused.
+		{"routed to a Queue the guard's table no longer holds", pod("tenancy-a", "stale", "", direct(localcluster.UnscheduledSchedulerName, routedTo("just-deleted"), false)), "just-deleted"},
 	}
 	for _, tc := range accepted {
 		created, err := cluster.Client.CoreV1().Pods(tc.pod.Namespace).Create(ctx, tc.pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})

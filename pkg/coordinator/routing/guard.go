@@ -50,17 +50,35 @@ func celSelectorMatches(sel, labels string) string {
 }
 
 // RoutingGuard is the apply configuration of the routing guard policy.
+//
+// It checks a pod against the route of the queue its annotation names, not
+// against the route its label would get now: the routing policy and this
+// one each read the routing table from their own cache, which may be one
+// update apart while a Queue changes, and a pod routed by the one must not
+// be refused by the other. What it holds to: a queue-served scheduler name
+// only with an annotation naming a Queue routed there (with the gate if
+// that Queue has limits, from a namespace it selects); an annotation naming
+// no Queue only without a queue-served scheduler name. A pod that names a
+// Queue in its annotation by hand is in that Queue, under its limits, as if
+// labelled for it.
 func RoutingGuard() *admissionregistrationv1ac.ValidatingAdmissionPolicyApplyConfiguration {
-	variables := append(routeVariables(),
-		admissionregistrationv1ac.Variable().WithName("marked").WithExpression(celAnnotation("object", v1alpha1.RoutedQueueAnnotation)+".hasValue()"),
-		admissionregistrationv1ac.Variable().WithName("routedQueue").WithExpression(celAnnotation("object", v1alpha1.RoutedQueueAnnotation)+".orValue('')"),
+	variables := []*admissionregistrationv1ac.VariableApplyConfiguration{
+		admissionregistrationv1ac.Variable().WithName("requested").WithExpression(fmt.Sprintf(exprRequested, celString(v1alpha1.QueueLabel))),
+		admissionregistrationv1ac.Variable().WithName("table").WithExpression(exprTable),
+		admissionregistrationv1ac.Variable().WithName("marked").WithExpression(celAnnotation("object", v1alpha1.RoutedQueueAnnotation) + ".hasValue()"),
+		// The queue is the annotation's: the route, gating and profile
+		// below are routing's expressions over it.
+		admissionregistrationv1ac.Variable().WithName("queue").WithExpression(celAnnotation("object", v1alpha1.RoutedQueueAnnotation) + ".orValue('')"),
+		admissionregistrationv1ac.Variable().WithName("route").WithExpression(exprRoute),
+		admissionregistrationv1ac.Variable().WithName("gated").WithExpression(fmt.Sprintf(exprGated, celString(GatedPrefix))),
+		admissionregistrationv1ac.Variable().WithName("profile").WithExpression(fmt.Sprintf(exprProfile, celString(v1alpha1.RouterSchedulerName), len(GatedPrefix))),
+		admissionregistrationv1ac.Variable().WithName("known").WithExpression(`variables.queue != '' && variables.queue in variables.table`),
 		admissionregistrationv1ac.Variable().WithName("served").WithExpression(`has(params.servedProfiles) && object.spec.schedulerName in params.servedProfiles`),
-		admissionregistrationv1ac.Variable().WithName("queueName").WithExpression(`variables.queue == '' ? 'no queue' : 'Queue ' + variables.queue`),
 		admissionregistrationv1ac.Variable().WithName("restricted").WithExpression(`variables.queue != '' && has(params.namespaceSelectors) && variables.queue in params.namespaceSelectors`),
 		admissionregistrationv1ac.Variable().WithName("namespaceLabels").WithExpression(`has(namespaceObject.metadata.labels) ? namespaceObject.metadata.labels : {}`),
 		admissionregistrationv1ac.Variable().WithName("namespaceAllowed").WithExpression(
-			`!variables.restricted || `+celSelectorMatches("params.namespaceSelectors[variables.queue]", "variables.namespaceLabels")),
-	)
+			`!variables.restricted || ` + celSelectorMatches("params.namespaceSelectors[variables.queue]", "variables.namespaceLabels")),
+	}
 	return admissionregistrationv1ac.ValidatingAdmissionPolicy(v1alpha1.RoutingGuardPolicyName).
 		WithLabels(objectLabels()).
 		WithSpec(admissionregistrationv1ac.ValidatingAdmissionPolicySpec().
@@ -77,14 +95,16 @@ func RoutingGuard() *admissionregistrationv1ac.ValidatingAdmissionPolicyApplyCon
 					fmt.Sprintf(`'schedulerName ' + object.spec.schedulerName + ' is the scheduler of Queue ' + params.servedProfiles[object.spec.schedulerName] + `+
 						`', whose pods come through routing so that its limits apply: create the pod with schedulerName %[1]s and the label %[2]s=' + params.servedProfiles[object.spec.schedulerName]`,
 						v1alpha1.RouterSchedulerName, v1alpha1.QueueLabel)),
-				forbidden(`!variables.marked || variables.routedQueue == variables.queue`,
-					fmt.Sprintf(`'the annotation %[1]s is written by routing alone (this pod goes to ' + variables.queueName + '): remove it; the label %[2]s chooses the queue'`,
-						v1alpha1.RoutedQueueAnnotation, v1alpha1.QueueLabel)),
-				forbidden(`!variables.marked || object.spec.schedulerName == variables.profile`,
-					fmt.Sprintf(`'pods of ' + variables.queueName + ' get schedulerName ' + variables.profile + ' from routing, not ' + object.spec.schedulerName + ': create the pod with schedulerName %s'`,
-						v1alpha1.RouterSchedulerName)),
-				forbidden(`!variables.marked || !variables.gated || (`+celHasGate("object")+`)`,
-					fmt.Sprintf(`'pods of ' + variables.queueName + ' wait for admission under its limits: they carry the scheduling gate %[1]s, which routing adds to pods created with schedulerName %[2]s'`,
+				forbidden(`!variables.marked || variables.known || !variables.served`,
+					fmt.Sprintf(`'the annotation %[1]s is written by routing alone, and here it names no Queue routed to schedulerName ' + object.spec.schedulerName + `+
+						`': remove it, set schedulerName %[2]s and the label %[3]s=' + params.servedProfiles[object.spec.schedulerName]`,
+						v1alpha1.RoutedQueueAnnotation, v1alpha1.RouterSchedulerName, v1alpha1.QueueLabel)),
+				forbidden(`!variables.known || object.spec.schedulerName == variables.profile`,
+					fmt.Sprintf(`'pods of Queue ' + variables.queue + ' get schedulerName ' + variables.profile + ' from routing, not ' + object.spec.schedulerName + `+
+						`': create the pod with schedulerName %[1]s and the label %[2]s=' + variables.queue + ', without the annotation %[3]s'`,
+						v1alpha1.RouterSchedulerName, v1alpha1.QueueLabel, v1alpha1.RoutedQueueAnnotation)),
+				forbidden(`!variables.known || !variables.gated || (`+celHasGate("object")+`)`,
+					fmt.Sprintf(`'pods of Queue ' + variables.queue + ' wait for admission under its limits: they carry the scheduling gate %[1]s, which routing adds to pods created with schedulerName %[2]s'`,
 						v1alpha1.AdmissionGate, v1alpha1.RouterSchedulerName)),
 				forbidden(`!variables.marked || variables.namespaceAllowed`,
 					fmt.Sprintf(`'namespace ' + namespaceObject.metadata.name + ' may not use Queue ' + variables.queue + `+
