@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -132,11 +131,8 @@ func Explain(w io.Writer, x Explanation, now time.Time) error {
 		line("Position", "not shown: it needs the coordinator's visibility endpoint, which is not built yet")
 	default:
 		state := "admitted, not yet bound"
-		if raw, ok := pod.Annotations[v1alpha1.AdmittedAnnotation]; ok {
-			var r v1alpha1.AdmissionRecord
-			if json.Unmarshal([]byte(raw), &r) == nil {
-				state = fmt.Sprintf("admitted %s ago by Queue %s after waiting %s (%s), not yet bound", duration.HumanDuration(now.Sub(r.Time.Time)), r.Queue, r.Waited, r.Limits)
-			}
+		if r, ok := v1alpha1.AdmissionRecordOf(pod); ok {
+			state = fmt.Sprintf("admitted %s ago by Queue %s after waiting %s (%s), not yet bound", duration.HumanDuration(now.Sub(r.Time.Time)), r.Queue, r.Waited, r.Limits)
 		}
 		line("State", "%s", state)
 		if e := lastEvent(events, "FailedScheduling"); e != nil {

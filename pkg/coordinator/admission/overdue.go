@@ -2,7 +2,6 @@ package admission
 
 import (
 	"container/heap"
-	"encoding/json"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -13,11 +12,8 @@ import (
 // admittedAt is when pod's admission record says it was admitted, or now
 // when it has none (admitted by a coordinator that wrote no record).
 func admittedAt(pod *corev1.Pod, now time.Time) time.Time {
-	if raw, ok := pod.Annotations[v1alpha1.AdmittedAnnotation]; ok {
-		var record v1alpha1.AdmissionRecord
-		if json.Unmarshal([]byte(raw), &record) == nil && !record.Time.IsZero() && !record.Time.After(now) {
-			return record.Time.Time
-		}
+	if record, ok := v1alpha1.AdmissionRecordOf(pod); ok && !record.Time.IsZero() && !record.Time.After(now) {
+		return record.Time.Time
 	}
 	return now
 }

@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"encoding/json"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -33,6 +34,16 @@ type AdmissionRecord struct {
 	// Limits are the queue's limits the admission was checked against and
 	// what they stood at with this pod counted, e.g. "maxAdmitted 3/10".
 	Limits string `json:"limits"`
+}
+
+// AdmissionRecordOf reads the pod's admission record; ok is false when it
+// has none or it does not decode.
+func AdmissionRecordOf(pod *corev1.Pod) (record AdmissionRecord, ok bool) {
+	raw, found := pod.Annotations[AdmittedAnnotation]
+	if !found || json.Unmarshal([]byte(raw), &record) != nil {
+		return AdmissionRecord{}, false
+	}
+	return record, true
 }
 
 // CalcSetMembership reads a pod's calculation-set labels: the set's name
