@@ -328,12 +328,12 @@ func runControllers(ctx context.Context, client kubernetes.Interface, sy version
 const brokerPollInterval = time.Second
 
 // watchBroker calls changed whenever connected() changes, until ctx ends.
-func watchBroker(ctx context.Context, connected func() bool, changed func(up bool)) {
+func watchBroker(ctx context.Context, connected func() bool, changed func()) {
 	logger := klog.FromContext(ctx)
 	last := connected()
 	if !last {
 		logger.Info("RabbitMQ is not reachable yet; external queues hold their pods until it is")
-		changed(false)
+		changed()
 	}
 	ticker := time.NewTicker(brokerPollInterval)
 	defer ticker.Stop()
@@ -346,7 +346,7 @@ func watchBroker(ctx context.Context, connected func() bool, changed func(up boo
 		if up := connected(); up != last {
 			last = up
 			logger.Info("RabbitMQ connectivity changed", "connected", up)
-			changed(up)
+			changed()
 		}
 	}
 }

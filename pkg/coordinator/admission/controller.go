@@ -201,7 +201,7 @@ func (c *Controller) brokerUp() bool {
 
 // BrokerChanged is told when the broker comes or goes: external queues'
 // pods are decided on again and their status refreshed.
-func (c *Controller) BrokerChanged(bool) {
+func (c *Controller) BrokerChanged() {
 	queues, err := c.queues.List(labels.Everything())
 	if err != nil {
 		return
@@ -331,8 +331,7 @@ func (c *Controller) cycle(ctx context.Context, _ string) (time.Duration, error)
 	}
 	c.announceOverdue(overdue, start)
 	for _, u := range d.Unfit {
-		ref := &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: u.member.namespace, Name: u.member.name, UID: u.member.uid}
-		c.recorder.Eventf(ref, nil, corev1.EventTypeWarning, ReasonCalcSetCannotFit, "Admit",
+		c.recorder.Eventf(u.member.ref(), nil, corev1.EventTypeWarning, ReasonCalcSetCannotFit, "Admit",
 			"Calculation set %q can never be admitted whole by queue %q: %s. Its members wait until the set or the queue is changed", u.gang.key.name, u.Queue, u.Reason)
 		c.status.Add(u.Queue)
 	}
@@ -344,8 +343,7 @@ func (c *Controller) cycle(ctx context.Context, _ string) (time.Duration, error)
 
 // recordQueued tells a pod, once, that it waits and which limit holds it.
 func (c *Controller) recordQueued(e *entry, limit string) {
-	ref := &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: e.namespace, Name: e.name, UID: e.uid}
-	c.recorder.Eventf(ref, nil, corev1.EventTypeNormal, ReasonQueued, "Queue",
+	c.recorder.Eventf(e.ref(), nil, corev1.EventTypeNormal, ReasonQueued, "Queue",
 		"Waiting for admission in queue %q, held by %s", e.queue, limit)
 }
 
@@ -353,8 +351,7 @@ func (c *Controller) recordQueued(e *entry, limit string) {
 // longer holds its queue's maxAdmitted, and counts it.
 func (c *Controller) announceOverdue(overdue []*entry, now time.Time) {
 	for _, e := range overdue {
-		ref := &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: e.namespace, Name: e.name, UID: e.uid}
-		c.recorder.Eventf(ref, nil, corev1.EventTypeWarning, ReasonAdmittedTimeout, "Admit",
+		c.recorder.Eventf(e.ref(), nil, corev1.EventTypeWarning, ReasonAdmittedTimeout, "Admit",
 			"Admitted %s ago by queue %q and still not bound to a node (see its FailedScheduling Events); it no longer counts against the queue's maxAdmitted, only against its quota",
 			now.Sub(e.admittedAt).Round(time.Second), e.queue)
 		c.metrics.AdmittedTimeouts.WithLabelValues(e.queue).Inc()
@@ -364,8 +361,7 @@ func (c *Controller) announceOverdue(overdue []*entry, now time.Time) {
 
 func (c *Controller) announceStranded(stranded []*entry) {
 	for _, e := range stranded {
-		ref := &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: e.namespace, Name: e.name, UID: e.uid}
-		c.recorder.Eventf(ref, nil, corev1.EventTypeWarning, ReasonStranded, "Admit",
+		c.recorder.Eventf(e.ref(), nil, corev1.EventTypeWarning, ReasonStranded, "Admit",
 			"The pod has schedulerName %q, which queue %q no longer gives its pods; it will not be admitted. Delete it and create it again to be routed anew", e.scheduler, e.queue)
 	}
 }

@@ -94,6 +94,11 @@ type entry struct {
 	strandedSeen bool
 }
 
+// ref is the pod, for Events about it.
+func (e *entry) ref() *corev1.ObjectReference {
+	return &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: e.namespace, Name: e.name, UID: e.uid}
+}
+
 // orderBefore is the order within a queue: pod priority, then creation
 // time, then namespace and name (unique, so the order is total).
 func orderBefore(a, b *entry) bool {
