@@ -202,15 +202,15 @@ func (d *Dispatcher) sync(ctx context.Context, key string) (time.Duration, error
 	d.mu.Lock()
 	last, published := d.sent[pod.UID]
 	d.mu.Unlock()
+	if last.gaveUp {
+		return 0, nil
+	}
 	if published && now.Sub(last.at) < republishAfter {
 		return republishAfter - now.Sub(last.at), nil
 	}
 	maxAttempts := int(q.Spec.External.MaxAttempts)
 	if maxAttempts <= 0 {
 		maxAttempts = defaultMaxAttempts
-	}
-	if last.gaveUp {
-		return 0, nil
 	}
 	if last.attempt >= maxAttempts {
 		d.mu.Lock()
