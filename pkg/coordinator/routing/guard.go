@@ -14,9 +14,10 @@ import (
 // hold for every pod, not only for pods that follow the rules:
 //
 //   - the routing guard, at pod creation, refuses a pod that carries other
-//     than what routing gives it (a queue's profile named directly, a
-//     routed-queue annotation of its own, a gated queue without the gate)
-//     and a pod whose namespace may not use its queue;
+//     than routing would give it (a queue's profile without an annotation
+//     naming a Queue routed there, an annotated Queue's pod with another
+//     scheduler name or without its gate) and a pod whose namespace may not
+//     use its queue;
 //   - the admission guard, at pod update, lets only an identity allowed to
 //     admit the pod's queue (the verb admit on queues/<queue>) remove the
 //     admission gate or write the admission record, and keeps the routed
