@@ -25,11 +25,17 @@ import (
 )
 
 // externalQueue creates a Queue handing its pods to the RabbitMQ queue it
-// returns, unique to this run, and removes both when the test ends.
+// returns, unique to this run, and removes both when the test ends. The
+// other fields of spec.External, when set, are kept.
 func externalQueue(ctx context.Context, t *testing.T, name string, spec v1alpha1.QueueSpec) string {
 	t.Helper()
 	amqpQueue := runID + "." + name
-	spec.External = &v1alpha1.ExternalScheduler{AMQPQueue: amqpQueue}
+	external := v1alpha1.ExternalScheduler{}
+	if spec.External != nil {
+		external = *spec.External
+	}
+	external.AMQPQueue = amqpQueue
+	spec.External = &external
 	// Cleanups run last first: the RabbitMQ queues go after the Queue.
 	t.Cleanup(func() { deleteAMQPQueues(amqpQueue) })
 	createQueue(ctx, t, name, spec)
@@ -370,9 +376,10 @@ func TestExternalRepublishesUnboundPods(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	_, selector := testNodes(ctx, t, 1, localcluster.NodeSpec{CPU: "4", Memory: "8Gi"})
 	ns := selector["switchyard.io/test-nodes"]
-	amqpQueue := runID + ".ext-republish"
-	t.Cleanup(func() { deleteAMQPQueues(amqpQueue) })
-	createRoutedQueue(ctx, t, ns, "ext-republish", v1alpha1.QueueSpec{External: &v1alpha1.ExternalScheduler{AMQPQueue: amqpQueue, RepublishAfterSeconds: 1}})
+	amqpQueue := externalQueue(ctx, t, "ext-republish", v1alpha1.QueueSpec{External: &v1alpha1.ExternalScheduler{RepublishAfterSeconds: 1}})
+	if err := cluster.WaitForRouting(ctx, ns, "ext-republish", v1alpha1.ExternalSchedulerName); err != nil {
+		t.Fatal(err)
+	}
 	createExternalPods(ctx, t, ns, "ext-republish", 1, selector)
 	waitFor(ctx, t, "the pod published again after its deadline", 30*time.Second, func() bool {
 		return gathered(t, "switchyard_dispatch_republished_total", "queue", "ext-republish", coordinator.Registry) >= 2
@@ -412,9 +419,10 @@ func TestExternalOneCopyPerPod(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	_, selector := testNodes(ctx, t, 1, localcluster.NodeSpec{CPU: "4", Memory: "8Gi"})
 	ns := selector["switchyard.io/test-nodes"]
-	amqpQueue := runID + ".ext-one-copy"
-	t.Cleanup(func() { deleteAMQPQueues(amqpQueue) })
-	createRoutedQueue(ctx, t, ns, "ext-one-copy", v1alpha1.QueueSpec{External: &v1alpha1.ExternalScheduler{AMQPQueue: amqpQueue, RepublishAfterSeconds: 1, MaxAttempts: 6}})
+	amqpQueue := externalQueue(ctx, t, "ext-one-copy", v1alpha1.QueueSpec{External: &v1alpha1.ExternalScheduler{RepublishAfterSeconds: 1, MaxAttempts: 6}})
+	if err := cluster.WaitForRouting(ctx, ns, "ext-one-copy", v1alpha1.ExternalSchedulerName); err != nil {
+		t.Fatal(err)
+	}
 	reg := startShortJob(ctx, t, amqpQueue, "shortjob-one-copy")
 	// No node carries this label: the pod never fits.
 	if _, err := cluster.CreatePods(ctx, queuedPod(ns, "unplaceable", "ext-one-copy", map[string]string{"switchyard.io/test-nodes": "nowhere"})); err != nil {
