@@ -61,6 +61,27 @@ type Stats struct {
 	ThrottledTime time.Duration
 	// MemoryUsage is the current memory usage in bytes.
 	MemoryUsage int64
+	// OOMKills counts the processes the kernel's OOM killer killed in
+	// the cgroup (v2 memory.events oom_kill; v1 memory.oom_control
+	// oom_kill, kernel 4.13 and later).
+	OOMKills uint64
+	// LimitHits counts the times usage reached the memory limit (v2
+	// memory.events max; v1 memory.failcnt).
+	LimitHits uint64
+	// Pressure is the cgroup's pressure stall information, v2 only.
+	Pressure Pressure
+}
+
+// Pressure is the "some" line of a cgroup's pressure stall information
+// (cpu.pressure, memory.pressure: the time at least one task was stalled
+// waiting for the resource). Cgroup v1 has no per-cgroup PSI: there the
+// throttling counters (CPU) and memory.failcnt (memory) are the signals.
+type Pressure struct {
+	// Available is false when the files are absent (v1, or a kernel
+	// without CONFIG_PSI).
+	Available bool
+	// CPU and Memory are the cumulative stall times.
+	CPU, Memory time.Duration
 }
 
 // Limits are the cgroup's CPU quota and memory limit.
@@ -69,6 +90,10 @@ type Limits struct {
 	CPUQuota, CPUPeriod int64
 	// MemoryMax in bytes; Unlimited when none.
 	MemoryMax int64
+	// MemoryHigh is the v2 throttling limit (memory.high), above which the
+	// kernel reclaims hard instead of OOM-killing; Unlimited when none and
+	// always on v1, which has no such limit.
+	MemoryHigh int64
 }
 
 // MilliCPU is the quota as millicores; Unlimited when none.
@@ -157,6 +182,16 @@ func (f FS) ReadStats(rel string) (Stats, error) {
 			return st, err
 		}
 		st.MemoryUsage = mem
+		// memory.events and the pressure files are optional: older
+		// kernels lack them, and their absence must not hide the usage.
+		if events, err := readKeyed(filepath.Join(f.dir("memory", rel), "memory.events")); err == nil {
+			st.OOMKills, st.LimitHits = events["oom_kill"], events["max"]
+		}
+		cpuSome, cerr := readPressure(filepath.Join(f.dir("cpu", rel), "cpu.pressure"))
+		memSome, merr := readPressure(filepath.Join(f.dir("memory", rel), "memory.pressure"))
+		if cerr == nil && merr == nil {
+			st.Pressure = Pressure{Available: true, CPU: cpuSome, Memory: memSome}
+		}
 		return st, nil
 	}
 	usage, err := readInt(filepath.Join(f.dir("cpuacct", rel), "cpuacct.usage"))
@@ -175,7 +210,40 @@ func (f FS) ReadStats(rel string) (Stats, error) {
 		return st, err
 	}
 	st.MemoryUsage = mem
+	if oom, err := readKeyed(filepath.Join(f.dir("memory", rel), "memory.oom_control")); err == nil {
+		st.OOMKills = oom["oom_kill"]
+	}
+	if hits, err := readInt(filepath.Join(f.dir("memory", rel), "memory.failcnt")); err == nil && hits >= 0 {
+		st.LimitHits = uint64(hits)
+	}
 	return st, nil
+}
+
+// readPressure reads the "some" total (microseconds) of a PSI file:
+//
+//	some avg10=0.00 avg60=0.00 avg300=0.00 total=12345
+//	full avg10=0.00 avg60=0.00 avg300=0.00 total=0
+func readPressure(path string) (time.Duration, error) {
+	s, err := read(path)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(s, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || fields[0] != "some" {
+			continue
+		}
+		for _, kv := range fields[1:] {
+			if v, ok := strings.CutPrefix(kv, "total="); ok {
+				total, err := strconv.ParseUint(v, 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("%s: %q is not a number", path, v)
+				}
+				return time.Duration(total) * time.Microsecond, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("%s: no \"some ... total=\" line", path)
 }
 
 // v1 reports "no limit" as a huge page-aligned number.
@@ -210,8 +278,15 @@ func (f FS) ReadLimits(rel string) (Limits, error) {
 		} else if l.MemoryMax, err = strconv.ParseInt(m, 10, 64); err != nil {
 			return l, fmt.Errorf("memory.max of %s: %q is not a number", rel, m)
 		}
+		l.MemoryHigh = Unlimited
+		if h, err := read(filepath.Join(f.dir("memory", rel), "memory.high")); err == nil && h != "max" {
+			if l.MemoryHigh, err = strconv.ParseInt(h, 10, 64); err != nil {
+				return l, fmt.Errorf("memory.high of %s: %q is not a number", rel, h)
+			}
+		}
 		return l, nil
 	}
+	l.MemoryHigh = Unlimited
 	var err error
 	if l.CPUQuota, err = readInt(filepath.Join(f.dir("cpu", rel), "cpu.cfs_quota_us")); err != nil {
 		return l, err
@@ -274,4 +349,20 @@ func (f FS) WriteMemoryMax(rel string, bytes int64) (bool, error) {
 		return write(filepath.Join(f.dir("memory", rel), "memory.max"), v)
 	}
 	return write(filepath.Join(f.dir("memory", rel), "memory.limit_in_bytes"), strconv.FormatInt(bytes, 10))
+}
+
+// ErrNoMemoryHigh: the hierarchy has no memory.high (cgroup v1).
+var ErrNoMemoryHigh = errors.New("memory.high exists only on cgroup v2")
+
+// WriteMemoryHigh sets the v2 throttling limit in bytes (Unlimited for
+// none). On v1 it returns ErrNoMemoryHigh.
+func (f FS) WriteMemoryHigh(rel string, bytes int64) (bool, error) {
+	if f.Version != V2 {
+		return false, ErrNoMemoryHigh
+	}
+	v := "max"
+	if bytes != Unlimited {
+		v = strconv.FormatInt(bytes, 10)
+	}
+	return write(filepath.Join(f.dir("memory", rel), "memory.high"), v)
 }
