@@ -43,14 +43,29 @@ func (c CgroupActuator) Apply(_ context.Context, t Target, d guardian.Decision) 
 		_, err = c.FS.WriteCPUQuota(t.Path, d.To*own.CPUPeriod/1000)
 		return err
 	case guardian.Memory:
+		if d.Soft {
+			// A squeeze (memory.high down) or its release (back to max).
+			_, err := c.FS.WriteMemoryHigh(t.Path, d.To)
+			return err
+		}
 		if perr == nil && parent.MemoryMax != cgroup.Unlimited && d.To > parent.MemoryMax {
 			return fmt.Errorf("memory %d for %s: %w (%d)", d.To, t.Key, ErrAboveParent, parent.MemoryMax)
 		}
-		_, err := c.FS.WriteMemoryMax(t.Path, d.To)
-		return err
+		if _, err := c.FS.WriteMemoryMax(t.Path, d.To); err != nil {
+			return err
+		}
+		if d.Reason == guardian.ReasonSqueezeHeld {
+			// memory.max took over from memory.high.
+			_, err := c.FS.WriteMemoryHigh(t.Path, cgroup.Unlimited)
+			return err
+		}
+		return nil
 	}
 	return fmt.Errorf("unknown resource %q", d.Resource)
 }
+
+// SoftMemory: memory.high exists on cgroup v2.
+func (c CgroupActuator) SoftMemory() bool { return c.FS.Version == cgroup.V2 }
 
 // ResizeActuator patches the pod's resize subresource (in-place pod
 // resize, GA since Kubernetes 1.35): the kubelet changes the cgroup and
@@ -60,11 +75,17 @@ type ResizeActuator struct {
 	Client kubernetes.Interface
 }
 
+// SoftMemory: the kubelet owns the pod's cgroups; a resize sets limits only.
+func (ResizeActuator) SoftMemory() bool { return false }
+
 // Apply sends the resize.
 func (r ResizeActuator) Apply(ctx context.Context, t Target, d guardian.Decision) error {
 	pod, ok := t.Object.(*corev1.Pod)
 	if !ok {
 		return fmt.Errorf("resize needs a pod target, %s is not one", t.Key)
+	}
+	if d.Soft {
+		return fmt.Errorf("resize cannot set memory.high (%s)", d)
 	}
 	name := corev1.ResourceCPU
 	q := *resource.NewMilliQuantity(d.To, resource.DecimalSI)

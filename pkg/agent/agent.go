@@ -10,10 +10,13 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/klog/v2"
 
 	"github.com/switchyard-sched/switchyard/pkg/agent/cgroup"
@@ -52,7 +55,14 @@ type Source interface {
 // Actuator applies one decision to one target.
 type Actuator interface {
 	Apply(ctx context.Context, t Target, d guardian.Decision) error
+	// SoftMemory reports whether it can set memory.high (squeeze memory
+	// before lowering its limit): only when it writes cgroup v2 itself.
+	SoftMemory() bool
 }
+
+// EventFunc records what a user of the container should see (an Event on
+// the pod in Kubernetes mode, a log line standalone).
+type EventFunc func(t Target, eventType, reason, message string)
 
 // Options tune the agent.
 type Options struct {
@@ -61,6 +71,8 @@ type Options struct {
 	Policy         guardian.Policy
 	// DryRun logs and counts decisions without acting.
 	DryRun bool
+	// Report records exceptional decisions (an OOM kill); nil: logged only.
+	Report EventFunc
 }
 
 // Agent runs the loop.
@@ -180,6 +192,7 @@ func (a *Agent) Step(ctx context.Context, now time.Time) {
 	}
 	policy := a.policy
 	a.mu.Unlock()
+	soft := a.actuator.SoftMemory() && !a.opts.DryRun
 	for _, r := range readings {
 		a.mu.Lock()
 		tr, ok := a.trackers[r.target.Key]
@@ -189,10 +202,14 @@ func (a *Agent) Step(ctx context.Context, now time.Time) {
 		}
 		a.mu.Unlock()
 		a.metrics.observe(r.target.Key, now, r.stats, r.limits)
-		if !tr.Observe(now, r.stats) {
-			continue
-		}
-		for _, d := range tr.Decide(now, r.limits, r.stats.MemoryUsage, r.target.Bounds, room) {
+		tr.Observe(now, r.stats)
+		for _, d := range tr.Decide(now, guardian.Input{Limits: r.limits, Bounds: r.target.Bounds, Room: room, SoftMemory: soft}) {
+			if d.Path == guardian.PathOOMKill {
+				a.metrics.OOMKills.Inc()
+				a.report(ctx, r.target, corev1.EventTypeWarning, "OOMKilled",
+					fmt.Sprintf("the kernel OOM-killed a process of container %s at a memory limit of %s; raising it at once to %s",
+						r.target.Container, bytes(d.From), bytes(d.To)))
+			}
 			mode := "applied"
 			if a.opts.DryRun {
 				mode = "dry-run"
@@ -202,8 +219,11 @@ func (a *Agent) Step(ctx context.Context, now time.Time) {
 				continue
 			}
 			tr.Changed(d, now)
-			a.metrics.Decisions.WithLabelValues(d.Resource, d.Direction, mode).Inc()
+			a.metrics.Decisions.WithLabelValues(d.Resource, d.Direction, mode, d.Path).Inc()
 			logger.Info("Scaled container", "container", r.target.Key, "decision", d.String(), "mode", mode)
+			if d.Soft {
+				continue // memory.high: the limit the node gives is unchanged
+			}
 			if d.Resource == guardian.CPU {
 				room.MilliCPU -= d.To - d.From
 			} else {
@@ -212,6 +232,16 @@ func (a *Agent) Step(ctx context.Context, now time.Time) {
 		}
 	}
 }
+
+// report records an exceptional decision for the container's users.
+func (a *Agent) report(ctx context.Context, t Target, eventType, reason, message string) {
+	klog.FromContext(ctx).Info("Reporting", "container", t.Key, "reason", reason, "message", message)
+	if a.opts.Report != nil {
+		a.opts.Report(t, eventType, reason, message)
+	}
+}
+
+func bytes(v int64) string { return resource.NewQuantity(v, resource.BinarySI).String() }
 
 // Metrics of the agent.
 type Metrics struct {
@@ -222,6 +252,7 @@ type Metrics struct {
 	Decisions       *prometheus.CounterVec
 	ActuationErrors *prometheus.CounterVec
 	Errors          *prometheus.CounterVec
+	OOMKills        prometheus.Counter
 
 	mu      sync.Mutex
 	lastCPU map[string]sampleAt
@@ -243,8 +274,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		MemoryUsage: gauge("memory_usage_bytes", "Memory in use, by container."),
 		MemoryLimit: gauge("memory_limit_bytes", "Memory limit (-1: none), by container."),
 		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchyard_agent_decisions_total", Help: "Scaling decisions, by resource, direction and mode (applied, dry-run).",
-		}, []string{"resource", "direction", "mode"}),
+			Name: "switchyard_agent_decisions_total", Help: "Scaling decisions, by resource, direction, mode (applied, dry-run) and path (fast, windowed, squeeze, oom-kill).",
+		}, []string{"resource", "direction", "mode", "path"}),
+		OOMKills: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchyard_agent_oom_kills_total", Help: "OOM kills seen in managed containers; each raises the memory limit at once.",
+		}),
 		ActuationErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_agent_actuation_errors_total", Help: "Decisions the actuator could not apply, by resource.",
 		}, []string{"resource"}),
@@ -254,7 +288,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lastCPU: map[string]sampleAt{},
 	}
 	if reg != nil {
-		reg.MustRegister(m.CPUUsage, m.CPULimit, m.MemoryUsage, m.MemoryLimit, m.Decisions, m.ActuationErrors, m.Errors)
+		reg.MustRegister(m.CPUUsage, m.CPULimit, m.MemoryUsage, m.MemoryLimit, m.Decisions, m.ActuationErrors, m.Errors, m.OOMKills)
 	}
 	return m
 }

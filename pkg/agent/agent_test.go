@@ -19,7 +19,7 @@ import (
 
 // realV1 returns the machine's cgroup v1 hierarchy, or skips the test with
 // the reason when this machine cannot give the test writable cgroups.
-func realV1(t *testing.T) cgroup.FS {
+func realV1(t testing.TB) cgroup.FS {
 	t.Helper()
 	fs, err := cgroup.Detect("/sys/fs/cgroup")
 	if err != nil || fs.Version != cgroup.V1 {
@@ -34,7 +34,7 @@ func realV1(t *testing.T) cgroup.FS {
 }
 
 // makeCgroup creates rel in the cpu, cpuacct and memory controllers.
-func makeCgroup(t *testing.T, fs cgroup.FS, rel string) {
+func makeCgroup(t testing.TB, fs cgroup.FS, rel string) {
 	t.Helper()
 	for _, c := range []string{"cpu", "cpuacct", "memory"} {
 		dir := filepath.Join(fs.Root, c, rel)
@@ -51,7 +51,7 @@ func removeCgroup(fs cgroup.FS, rel string) {
 	}
 }
 
-func readQuota(t *testing.T, fs cgroup.FS, rel string) int64 {
+func readQuota(t testing.TB, fs cgroup.FS, rel string) int64 {
 	t.Helper()
 	l, err := fs.ReadLimits(rel)
 	if err != nil {

@@ -102,6 +102,13 @@ func Run(ctx context.Context, o RunOptions) error {
 			Warn: func(pod *corev1.Pod, reason, msg string) {
 				recorder.Eventf(pod, nil, corev1.EventTypeWarning, reason, "Autoscale", "%s", msg)
 			}}
+		if o.Report == nil {
+			o.Report = func(t Target, eventType, reason, msg string) {
+				if pod, ok := t.Object.(*corev1.Pod); ok {
+					recorder.Eventf(pod, nil, eventType, reason, "Autoscale", "%s", msg)
+				}
+			}
+		}
 		podFactory.Start(ctx.Done())
 		nodeFactory.Start(ctx.Done())
 		defer podFactory.Shutdown()

@@ -10,11 +10,14 @@ import (
 
 var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
+// testPolicy is the windowed (careful) path alone, with 1s windows.
 func testPolicy() Policy {
-	p := DefaultPolicy()
+	p := WindowedPolicy()
 	p.Window, p.Windows, p.Cooldown = time.Second, 3, 10*time.Second
 	return p
 }
+
+func in(l cgroup.Limits, b Bounds, r Room) Input { return Input{Limits: l, Bounds: b, Room: r} }
 
 // feed gives the tracker n one-second samples using milliCPU of CPU (and
 // throttled when asked) and memory bytes.
@@ -40,17 +43,17 @@ func TestScalesCPUUpWhenThrottledAndDownWhenIdle(t *testing.T) {
 	tr := NewTracker(testPolicy())
 	var st cgroup.Stats
 	now := feed(tr, t0, &st, 4, 500, true, 100<<20) // 1 priming sample + 3 windows
-	ds := tr.Decide(now, limits(500, cgroup.Unlimited), 100<<20, Bounds{}, Room{MilliCPU: 4000, Memory: 8 << 30})
+	ds := tr.Decide(now, in(limits(500, cgroup.Unlimited), Bounds{}, Room{MilliCPU: 4000, Memory: 8 << 30}))
 	if len(ds) != 1 || ds[0].Resource != CPU || ds[0].Direction != Up || ds[0].To != 625 {
 		t.Fatalf("throttled at 500m: %v, want cpu up 500 -> 625 (usage + 25%%)", ds)
 	}
 	tr.Changed(ds[0], now)
 	now = feed(tr, now, &st, 3, 20, false, 100<<20)
-	if ds := tr.Decide(now, limits(625, cgroup.Unlimited), 100<<20, Bounds{}, Room{MilliCPU: 4000}); len(ds) != 0 {
+	if ds := tr.Decide(now, in(limits(625, cgroup.Unlimited), Bounds{}, Room{MilliCPU: 4000})); len(ds) != 0 {
 		t.Fatalf("inside the cooldown: %v, want nothing", ds)
 	}
 	now = feed(tr, now.Add(10*time.Second), &st, 4, 20, false, 100<<20)
-	ds = tr.Decide(now, limits(625, cgroup.Unlimited), 100<<20, Bounds{MinMilliCPU: 100}, Room{})
+	ds = tr.Decide(now, in(limits(625, cgroup.Unlimited), Bounds{MinMilliCPU: 100}, Room{}))
 	if len(ds) == 0 || ds[0].Resource != CPU || ds[0].Direction != Down || ds[0].To != 312 {
 		t.Fatalf("idle at 20m of 625m: %v, want cpu down by at most half (max step) to 312", ds)
 	}
@@ -64,14 +67,14 @@ func TestClamps(t *testing.T) {
 		want   int64
 		reason string
 	}{
-		{"container maximum", Bounds{MaxMilliCPU: 550}, Room{MilliCPU: 4000}, 550, "container maximum"},
-		{"node room", Bounds{}, Room{MilliCPU: 30}, 530, "node room"},
+		{"container maximum", Bounds{MaxMilliCPU: 550}, Room{MilliCPU: 4000}, 550, "usage plus margin, container maximum"},
+		{"node room", Bounds{}, Room{MilliCPU: 30}, 530, "usage plus margin, node room"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := NewTracker(testPolicy())
 			var st cgroup.Stats
 			now := feed(tr, t0, &st, 4, 500, true, 0)
-			ds := tr.Decide(now, cgroup.Limits{CPUQuota: 50000, CPUPeriod: 100000, MemoryMax: cgroup.Unlimited}, 0, tc.bounds, tc.room)
+			ds := tr.Decide(now, in(cgroup.Limits{CPUQuota: 50000, CPUPeriod: 100000, MemoryMax: cgroup.Unlimited}, tc.bounds, tc.room))
 			if len(ds) != 1 || ds[0].To != tc.want || ds[0].Reason != tc.reason {
 				t.Errorf("got %v, want cpu to %d (%s)", ds, tc.want, tc.reason)
 			}
@@ -81,11 +84,14 @@ func TestClamps(t *testing.T) {
 
 func TestMemoryNeverBelowUsagePlusHeadroom(t *testing.T) {
 	p := testPolicy()
+	p.Margin, p.MaxStep = 0, 10
 	tr := NewTracker(p)
 	var st cgroup.Stats
-	// Windows saw little, but the latest sample is 300Mi: the floor wins.
-	now := feed(tr, t0, &st, 4, 0, false, 10<<20)
-	ds := tr.Decide(now, cgroup.Limits{CPUQuota: cgroup.Unlimited, CPUPeriod: 100000, MemoryMax: 400 << 20}, 300<<20, Bounds{}, Room{})
+	// Low for a while, then 300Mi of a 1Gi limit: down, but no lower
+	// than the latest usage plus headroom.
+	now := feed(tr, t0, &st, 3, 0, false, 10<<20)
+	now = feed(tr, now, &st, 1, 0, false, 300<<20)
+	ds := tr.Decide(now, in(cgroup.Limits{CPUQuota: cgroup.Unlimited, CPUPeriod: 100000, MemoryMax: 1 << 30}, Bounds{}, Room{}))
 	if len(ds) != 1 || ds[0].Resource != Memory || ds[0].To != 300<<20+p.MemoryHeadroom {
 		t.Fatalf("got %v, want memory down to usage + headroom = %d", ds, 300<<20+p.MemoryHeadroom)
 	}
@@ -100,7 +106,7 @@ func TestRateLimit(t *testing.T) {
 	changes := 0
 	for range 5 {
 		now = feed(tr, now, &st, 4, 1000, true, 0)
-		for _, d := range tr.Decide(now, limits(1000, cgroup.Unlimited), 0, Bounds{}, Room{MilliCPU: 100000}) {
+		for _, d := range tr.Decide(now, in(limits(1000, cgroup.Unlimited), Bounds{}, Room{MilliCPU: 100000})) {
 			tr.Changed(d, now)
 			changes++
 		}
@@ -121,7 +127,7 @@ func TestClockJumpsStartOver(t *testing.T) {
 	}
 	// And jumps ahead: the history is gone, so no decision yet.
 	now = feed(tr, now.Add(time.Hour), &st, 2, 500, true, 0)
-	if ds := tr.Decide(now, limits(500, cgroup.Unlimited), 0, Bounds{}, Room{MilliCPU: 1000}); len(ds) != 0 {
+	if ds := tr.Decide(now, in(limits(500, cgroup.Unlimited), Bounds{}, Room{MilliCPU: 1000})); len(ds) != 0 {
 		t.Errorf("decided %v from windows across a clock jump", ds)
 	}
 	// Counters going back (a recreated cgroup) also start over.
@@ -164,6 +170,10 @@ func TestValidateRefusesWhatNoOperatorMeant(t *testing.T) {
 		{"memoryHeadroom", "1Ki", "the floor that keeps a container from being squeezed"},
 		{"memoryHeadroom", "1Pi", "must be between 16Mi (the floor that keeps a container from being squeezed to its usage) and 64Gi"},
 		{"maxChangesPerMinute", "0", "maxChangesPerMinute 0 must be between 1 and 600"},
+		{"fastThrottle", "1.5", "fastThrottle 1.5 must be between 0 (off) and 1"},
+		{"fastPressure", "NaN", "fastPressure (NaN) must be a finite number"},
+		{"fastMemory", "-0.1", "fastMemory -0.1 must be between 0 (off) and 1"},
+		{"fastMaxStep", "0", "fastMaxStep 0 must be greater than 0"},
 	} {
 		p, err := PolicyFromConfig(DefaultPolicy(), map[string]string{tc.key: tc.value})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
