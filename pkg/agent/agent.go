@@ -206,9 +206,13 @@ func (a *Agent) Step(ctx context.Context, now time.Time) {
 		for _, d := range tr.Decide(now, guardian.Input{Limits: r.limits, Bounds: r.target.Bounds, Room: room, SoftMemory: soft}) {
 			if d.Path == guardian.PathOOMKill {
 				a.metrics.OOMKills.Inc()
+				name := r.target.Container
+				if name == "" {
+					name = r.target.Key
+				}
 				a.report(ctx, r.target, corev1.EventTypeWarning, "OOMKilled",
 					fmt.Sprintf("the kernel OOM-killed a process of container %s at a memory limit of %s; raising it at once to %s",
-						r.target.Container, bytes(d.From), bytes(d.To)))
+						name, bytes(d.From), bytes(d.To)))
 			}
 			mode := "applied"
 			if a.opts.DryRun {

@@ -207,3 +207,73 @@ type staticSource []Target
 func (s staticSource) Targets(context.Context) ([]Target, Capacity, error) {
 	return s, Capacity{MilliCPU: 4000, Memory: 8 << 30}, nil
 }
+
+// TestOOMKillAndSqueezeOnFakeV2Files: on a cgroup v2 tree, an oom_kill in
+// memory.events doubles memory.max at once and is reported; an idle
+// container is squeezed through memory.high, and memory.max follows once
+// the squeeze held for a window.
+func TestOOMKillAndSqueezeOnFakeV2Files(t *testing.T) {
+	root := t.TempDir()
+	rel := "managed/c0"
+	files := map[string]string{"cpu.max": "max 100000", "memory.max": "268435456", "memory.high": "max", "memory.current": "52428800",
+		"cpu.stat": "usage_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0", "memory.events": "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0",
+		"cpu.pressure": "some avg10=0.00 avg60=0.00 avg300=0.00 total=0", "memory.pressure": "some avg10=0.00 avg60=0.00 avg300=0.00 total=0"}
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(root, rel, name), []byte(content+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(root, rel), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "cgroup.controllers"), []byte("cpu memory\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range files {
+		write(name, content)
+	}
+	read := func(name string) string {
+		data, _ := os.ReadFile(filepath.Join(root, rel, name))
+		return strings.TrimSpace(string(data))
+	}
+	fs, err := cgroup.Detect(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	p := guardian.DefaultPolicy()
+	p.Window, p.Windows, p.Cooldown = 2*time.Second, 2, 0
+	a, err := New(fs, Standalone{FS: fs, Dir: "managed"}, CgroupActuator{FS: fs}, NewMetrics(nil), Options{Policy: p,
+		Report: func(_ Target, eventType, reason, msg string) { events = append(events, eventType+" "+reason+": "+msg) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	a.Step(context.Background(), now)
+	write("memory.events", "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1")
+	now = now.Add(time.Second)
+	a.Step(context.Background(), now)
+	if got := read("memory.max"); got != "536870912" {
+		t.Fatalf("memory.max after an OOM kill = %s, want 536870912 (doubled)", got)
+	}
+	if len(events) != 1 || !strings.Contains(events[0], "Warning OOMKilled") || !strings.Contains(events[0], "256Mi") || !strings.Contains(events[0], "512Mi") {
+		t.Fatalf("events = %q, want one OOMKilled warning naming 256Mi and 512Mi", events)
+	}
+	// Idle at 50Mi for two windows: squeezed by memory.high, memory.max kept.
+	for range 4 {
+		now = now.Add(time.Second)
+		a.Step(context.Background(), now)
+	}
+	if high, max := read("memory.high"), read("memory.max"); high == "max" || max != "536870912" {
+		t.Fatalf("after two idle windows: memory.high=%s memory.max=%s, want a squeeze below 512Mi with memory.max kept", high, max)
+	}
+	squeezed := read("memory.high")
+	for range 2 {
+		now = now.Add(time.Second)
+		a.Step(context.Background(), now)
+	}
+	if high, max := read("memory.high"), read("memory.max"); high != "max" || max != squeezed {
+		t.Fatalf("after a quiet window under memory.high=%s: memory.high=%s memory.max=%s, want memory.max=%s and memory.high=max", squeezed, high, max, squeezed)
+	}
+}
