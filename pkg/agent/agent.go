@@ -39,6 +39,21 @@ type Target struct {
 	Object any
 	// Container is the container name within Object.
 	Container string
+	// Unfinished, when set, says why an earlier change is not applied yet
+	// (a resize the kubelet deferred, found infeasible, or is carrying
+	// out): the agent samples the container but decides nothing for it, so
+	// that it never stacks a change on an unfinished one.
+	Unfinished *Unfinished
+}
+
+// Unfinished is a change the node has not applied yet.
+type Unfinished struct {
+	// Reason is Deferred, Infeasible or InProgress (of the pod's
+	// PodResizePending / PodResizeInProgress conditions), or NotApplied
+	// when the spec and the applied resources differ without a condition.
+	Reason string
+	// Message is the kubelet's, when it gave one.
+	Message string
 }
 
 // Capacity is what the node can give in total, to keep the sum of managed
@@ -86,6 +101,9 @@ type Agent struct {
 	mu       sync.Mutex
 	policy   guardian.Policy
 	trackers map[string]*guardian.Tracker
+	// unfinished is the reason last reported for each container whose
+	// resize is not done, so that each is reported once.
+	unfinished map[string]string
 }
 
 // New builds an agent; metrics may be registered anywhere.
@@ -96,7 +114,7 @@ func New(fs cgroup.FS, source Source, actuator Actuator, metrics *Metrics, opts 
 	if err := opts.Policy.Validate(); err != nil {
 		return nil, err
 	}
-	return &Agent{fs: fs, source: source, actuator: actuator, opts: opts, metrics: metrics, policy: opts.Policy, trackers: map[string]*guardian.Tracker{}}, nil
+	return &Agent{fs: fs, source: source, actuator: actuator, opts: opts, metrics: metrics, policy: opts.Policy, trackers: map[string]*guardian.Tracker{}, unfinished: map[string]string{}}, nil
 }
 
 // SetPolicy changes the policy of every container at once (from the
@@ -187,6 +205,7 @@ func (a *Agent) Step(ctx context.Context, now time.Time) {
 	for key := range a.trackers {
 		if !live[key] {
 			delete(a.trackers, key)
+			delete(a.unfinished, key)
 			a.metrics.forget(key)
 		}
 	}
@@ -203,6 +222,15 @@ func (a *Agent) Step(ctx context.Context, now time.Time) {
 		a.mu.Unlock()
 		a.metrics.observe(r.target.Key, now, r.stats, r.limits)
 		tr.Observe(now, r.stats)
+		if u := r.target.Unfinished; u != nil {
+			a.metrics.Unfinished.WithLabelValues(u.Reason).Inc()
+			logger.V(3).Info("Waiting for an unfinished resize", "container", r.target.Key, "reason", u.Reason, "message", u.Message)
+			a.reportUnfinished(ctx, r.target, u)
+			continue
+		}
+		a.mu.Lock()
+		delete(a.unfinished, r.target.Key)
+		a.mu.Unlock()
 		for _, d := range tr.Decide(now, guardian.Input{Limits: r.limits, Bounds: r.target.Bounds, Room: room, SoftMemory: soft}) {
 			if d.Path == guardian.PathOOMKill {
 				a.metrics.OOMKills.Inc()
@@ -245,6 +273,27 @@ func (a *Agent) report(ctx context.Context, t Target, eventType, reason, message
 	}
 }
 
+// reportUnfinished reports a deferred or infeasible resize once per reason:
+// the kubelet retries a deferred one when room frees up, and the agent
+// decides again only once it is applied.
+func (a *Agent) reportUnfinished(ctx context.Context, t Target, u *Unfinished) {
+	a.mu.Lock()
+	seen := a.unfinished[t.Key] == u.Reason
+	a.unfinished[t.Key] = u.Reason
+	a.mu.Unlock()
+	if seen {
+		return
+	}
+	switch u.Reason {
+	case corev1.PodReasonDeferred:
+		a.report(ctx, t, corev1.EventTypeNormal, "ResizeDeferred", fmt.Sprintf(
+			"the kubelet deferred the resize of container %s (%s); it retries when the node has room, and the agent changes nothing until then", t.Container, u.Message))
+	case corev1.PodReasonInfeasible:
+		a.report(ctx, t, corev1.EventTypeWarning, "ResizeInfeasible", fmt.Sprintf(
+			"the kubelet cannot resize container %s (%s); it keeps its applied limits, and the agent changes nothing until the pod's spec is set back to them", t.Container, u.Message))
+	}
+}
+
 func bytes(v int64) string { return resource.NewQuantity(v, resource.BinarySI).String() }
 
 // Metrics of the agent.
@@ -257,6 +306,7 @@ type Metrics struct {
 	ActuationErrors *prometheus.CounterVec
 	Errors          *prometheus.CounterVec
 	OOMKills        prometheus.Counter
+	Unfinished      *prometheus.CounterVec
 
 	mu      sync.Mutex
 	lastCPU map[string]sampleAt
@@ -280,6 +330,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_agent_decisions_total", Help: "Scaling decisions, by resource, direction, mode (applied, dry-run) and path (fast, windowed, squeeze, oom-kill).",
 		}, []string{"resource", "direction", "mode", "path"}),
+		Unfinished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_agent_unfinished_resize_samples_total", Help: "Samples in which a container waited for an earlier resize (no new decision), by reason (Deferred, Infeasible, InProgress, NotApplied).",
+		}, []string{"reason"}),
 		OOMKills: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchyard_agent_oom_kills_total", Help: "OOM kills seen in managed containers; each raises the memory limit at once.",
 		}),
@@ -292,7 +345,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lastCPU: map[string]sampleAt{},
 	}
 	if reg != nil {
-		reg.MustRegister(m.CPUUsage, m.CPULimit, m.MemoryUsage, m.MemoryLimit, m.Decisions, m.ActuationErrors, m.Errors, m.OOMKills)
+		reg.MustRegister(m.CPUUsage, m.CPULimit, m.MemoryUsage, m.MemoryLimit, m.Decisions, m.ActuationErrors, m.Errors, m.OOMKills, m.Unfinished)
 	}
 	return m
 }

@@ -118,21 +118,59 @@ func (p Pods) Targets(context.Context) ([]Target, Capacity, error) {
 			if spec == nil {
 				continue
 			}
-			lim := cgroup.Limits{CPUQuota: cgroup.Unlimited, CPUPeriod: 100000, MemoryMax: cgroup.Unlimited}
-			if q, ok := spec.Resources.Limits[corev1.ResourceCPU]; ok {
-				lim.CPUQuota = q.MilliValue() * 100 // per 100ms period
+			// Decide from what the kubelet applied (status), not from
+			// what was asked (spec): they differ while a resize is pending.
+			applied := spec.Resources.Limits
+			if cs.Resources != nil {
+				applied = cs.Resources.Limits
 			}
-			if q, ok := spec.Resources.Limits[corev1.ResourceMemory]; ok {
-				lim.MemoryMax = q.Value()
-			}
+			lim := limitsOf(applied)
 			out = append(out, Target{
 				Key:  pod.Namespace + "/" + pod.Name + "/" + cs.Name,
 				Path: cgroup.ContainerPath(p.Driver, rt, class, pod.UID, id), Bounds: bounds,
 				Limits: &lim, Object: pod, Container: cs.Name,
+				Unfinished: unfinished(pod, limitsOf(spec.Resources.Limits), lim),
 			})
 		}
 	}
 	return out, capacity, nil
+}
+
+// limitsOf is a container's CPU and memory limits as cgroup limits.
+func limitsOf(l corev1.ResourceList) cgroup.Limits {
+	lim := cgroup.Limits{CPUQuota: cgroup.Unlimited, CPUPeriod: 100000, MemoryMax: cgroup.Unlimited, MemoryHigh: cgroup.Unlimited}
+	if q, ok := l[corev1.ResourceCPU]; ok {
+		lim.CPUQuota = q.MilliValue() * 100 // per 100ms period
+	}
+	if q, ok := l[corev1.ResourceMemory]; ok {
+		lim.MemoryMax = q.Value()
+	}
+	return lim
+}
+
+// unfinished says why a pod's resize is not done: its PodResizePending
+// (Deferred, Infeasible) or PodResizeInProgress condition, or a spec that
+// asks other limits than the kubelet applied; nil when it is done.
+func unfinished(pod *corev1.Pod, asked, applied cgroup.Limits) *Unfinished {
+	for _, c := range pod.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case corev1.PodResizePending:
+			reason := c.Reason
+			if reason == "" {
+				reason = corev1.PodReasonDeferred
+			}
+			return &Unfinished{Reason: reason, Message: c.Message}
+		case corev1.PodResizeInProgress:
+			return &Unfinished{Reason: "InProgress", Message: c.Message}
+		}
+	}
+	if asked != applied {
+		return &Unfinished{Reason: "NotApplied", Message: "the pod's spec asks for other limits than its status shows applied"}
+	}
+	return nil
 }
 
 // The largest bounds an annotation may give: beyond them a quantity is not

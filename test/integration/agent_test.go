@@ -175,29 +175,7 @@ func TestAgentResizesPods(t *testing.T) {
 	fake.add(t, running("idle"), fakeLoad{milliCPU: 5, memory: 200 << 20})
 	p := guardian.DefaultPolicy()
 	p.Window, p.Windows, p.Cooldown, p.MaxChangesPerMinute = 300*time.Millisecond, 2, 0, 600
-	actx, cancel := context.WithCancel(ctx)
-	// The fake load writes into the temporary cgroup tree: it must stop
-	// before the test's TempDir cleanup removes the tree.
-	ticking := make(chan struct{})
-	go func() {
-		defer close(ticking)
-		for actx.Err() == nil {
-			time.Sleep(50 * time.Millisecond)
-			fake.tick(50 * time.Millisecond)
-		}
-	}()
-	done := make(chan error, 1)
-	go func() {
-		done <- agent.Run(actx, agent.RunOptions{Client: cluster.Client, Node: node, CgroupRoot: fake.root, Driver: cgroup.Systemd,
-			Actuator: "resize", Options: agent.Options{SampleInterval: 50 * time.Millisecond, Policy: p}, ReportInterval: 300 * time.Millisecond})
-	}()
-	defer func() {
-		cancel()
-		<-ticking
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	defer runAgent(ctx, t, fake, node, p)()
 
 	limit := func(name string, res corev1.ResourceName) (limit, request resource.Quantity, qos corev1.PodQOSClass) {
 		pod, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
@@ -248,6 +226,141 @@ func TestAgentResizesPods(t *testing.T) {
 	if report.MilliCPU < 3000 || report.MilliCPU > 5000 || report.MemoryBytes != 800<<20 {
 		t.Errorf("node usage report %+v, want about 4005m and exactly 800Mi", report)
 	}
+}
+
+// runAgent runs the agent for node on the fake cgroups, with the resize
+// actuator and 50ms samples, and the fake load ticking; the returned func
+// stops both (the load first: it writes into the test's TempDir, which
+// must outlive it).
+func runAgent(ctx context.Context, t *testing.T, fake *fakeNodeCgroups, node string, p guardian.Policy) (stop func()) {
+	actx, cancel := context.WithCancel(ctx)
+	ticking := make(chan struct{})
+	go func() {
+		defer close(ticking)
+		for actx.Err() == nil {
+			time.Sleep(50 * time.Millisecond)
+			fake.tick(50 * time.Millisecond)
+		}
+	}()
+	done := make(chan error, 1)
+	go func() {
+		done <- agent.Run(actx, agent.RunOptions{Client: cluster.Client, Node: node, CgroupRoot: fake.root, Driver: cgroup.Systemd,
+			Actuator: "resize", Options: agent.Options{SampleInterval: 50 * time.Millisecond, Policy: p}, ReportInterval: 300 * time.Millisecond})
+	}()
+	return func() {
+		cancel()
+		<-ticking
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestAgentWaitsForADeferredResize: on a 2-CPU node where another pod
+// holds 1200m, the agent's raise of a throttled Guaranteed pod does not
+// fit beside it; the (simulated) kubelet defers it, as a kubelet does. The
+// agent reports ResizeDeferred once, decides from the applied 500m and
+// stacks no second change while the first is unfinished; once the other
+// pod goes away the kubelet retries, the resize is applied, and the agent
+// goes on from there.
+func TestAgentWaitsForADeferredResize(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	nodes, selector := testNodes(ctx, t, 1, localcluster.NodeSpec{CPU: "2", Memory: "8Gi"})
+	ns, node := selector["switchyard.io/test-nodes"], nodes[0]
+	hog := localcluster.Pod(ns, "hog", localcluster.PodSpec{})
+	hog.Spec.NodeName = node
+	hog.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: resources("1200m", "1Gi")}
+	burst := autoscaledPod(ns, "burst", node, resources("500m", "512Mi"), resources("500m", "512Mi"), nil)
+	if _, err := cluster.CreatePods(ctx, hog, burst); err != nil {
+		t.Fatal(err)
+	}
+	get := func(name string) *corev1.Pod {
+		pod, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pod
+	}
+	var pod *corev1.Pod
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		pod = get("burst")
+		return pod.Status.Phase == corev1.PodRunning && len(pod.Status.ContainerStatuses) == 1 && get("hog").Status.Phase == corev1.PodRunning, nil
+	}); err != nil {
+		t.Fatalf("pods not running: %v", err)
+	}
+	fake := newFakeNodeCgroups(t)
+	fake.add(t, pod, fakeLoad{milliCPU: 2000, throttled: true, memory: 300 << 20})
+	p := guardian.DefaultPolicy()
+	p.Window, p.Windows, p.Cooldown, p.MaxChangesPerMinute = 300*time.Millisecond, 2, 0, 600
+	defer runAgent(ctx, t, fake, node, p)()
+
+	pending := func(pod *corev1.Pod) *corev1.PodCondition {
+		for i, c := range pod.Status.Conditions {
+			if c.Type == corev1.PodResizePending && c.Status == corev1.ConditionTrue {
+				return &pod.Status.Conditions[i]
+			}
+		}
+		return nil
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		pod = get("burst")
+		return pending(pod) != nil, nil
+	}); err != nil {
+		t.Fatalf("the raise was never deferred: %v", err)
+	}
+	c := pending(pod)
+	asked := pod.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU]
+	t.Logf("resize to %s: %s: %s", asked.String(), c.Reason, c.Message)
+	if c.Reason != corev1.PodReasonDeferred {
+		t.Fatalf("PodResizePending reason %q, want Deferred", c.Reason)
+	}
+	// The agent keeps sampling the throttled container for 1.5s (30
+	// samples) and changes nothing: the first resize is unfinished.
+	time.Sleep(1500 * time.Millisecond)
+	pod = get("burst")
+	if now := pod.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU]; now.Cmp(asked) != 0 {
+		t.Fatalf("the agent stacked a change on a deferred resize: %s, then %s", asked.String(), now.String())
+	}
+	if applied := pod.Status.ContainerStatuses[0].Resources.Limits[corev1.ResourceCPU]; applied.MilliValue() != 500 {
+		t.Fatalf("applied cpu limit %s while deferred, want 500m", applied.String())
+	}
+	events := func(reason string) int {
+		list, err := cluster.Client.EventsV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "reason=" + reason + ",regarding.name=burst"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range list.Items {
+			n += max(1, int(e.DeprecatedCount))
+			if e.Series != nil {
+				n += int(e.Series.Count) - 1
+			}
+			t.Logf("event %s: %s", e.Reason, e.Note)
+		}
+		return n
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return events("ResizeDeferred") > 0, nil
+	}); err != nil {
+		t.Fatal("no ResizeDeferred event on the pod")
+	}
+	if n := events("ResizeDeferred"); n != 1 {
+		t.Errorf("%d ResizeDeferred events, want 1 for one deferred resize", n)
+	}
+
+	// Room frees up: the kubelet retries and applies the resize.
+	zero := int64(0)
+	if err := cluster.Client.CoreV1().Pods(ns).Delete(ctx, "hog", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		pod = get("burst")
+		applied := pod.Status.ContainerStatuses[0].Resources.Limits[corev1.ResourceCPU]
+		return pending(pod) == nil && applied.MilliValue() >= asked.MilliValue(), nil
+	}); err != nil {
+		t.Fatalf("the deferred resize was never applied after the node freed up: %v (conditions %+v)", err, pod.Status.Conditions)
+	}
+	t.Logf("applied after the retry: cpu %s", pod.Status.ContainerStatuses[0].Resources.Limits.Cpu().String())
 }
 
 func atomicWrite(path, content string) {

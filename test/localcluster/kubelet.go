@@ -8,12 +8,16 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+	resourcehelper "k8s.io/component-helpers/resource"
 	"k8s.io/klog/v2"
 )
 
@@ -76,6 +80,9 @@ func (c *Cluster) StartKubelets(ctx context.Context) error {
 			return err
 		}
 		if pod.Status.Phase == corev1.PodRunning {
+			if done, err := c.actuateResize(ctx, pod, node, pods.Lister(), queue); done || err != nil {
+				return err
+			}
 			return c.completeIfDone(ctx, pod, queue)
 		}
 		if pod.Status.Phase != corev1.PodPending {
@@ -150,6 +157,106 @@ func (c *Cluster) completeIfDone(ctx context.Context, pod *corev1.Pod, queue wor
 		return nil
 	}
 	return err
+}
+
+// actuateResize does what a kubelet does with an in-place resize (a spec
+// whose resources differ from those its status shows allocated): it
+// applies it when the node's allocatable has room beside the other pods'
+// allocated requests, reports PodResizePending with reason Deferred (and
+// looks again shortly) when it would fit an emptier node, and Infeasible
+// when it exceeds the node. It reports whether it wrote the status.
+func (c *Cluster) actuateResize(ctx context.Context, pod *corev1.Pod, node *corev1.Node, pods corelisters.PodLister, queue workqueue.TypedRateLimitingInterface[string]) (bool, error) {
+	asked := false
+	for _, ctr := range pod.Spec.Containers {
+		for _, cs := range pod.Status.ContainerStatuses {
+			if cs.Name == ctr.Name && cs.Resources != nil && (!equality.Semantic.DeepEqual(cs.Resources.Limits, ctr.Resources.Limits) || !equality.Semantic.DeepEqual(cs.Resources.Requests, ctr.Resources.Requests)) {
+				asked = true
+			}
+		}
+	}
+	pending := podCondition(pod, corev1.PodResizePending)
+	if !asked {
+		if pending == nil {
+			return false, nil
+		}
+		updated := pod.DeepCopy()
+		removeCondition(updated, corev1.PodResizePending) // the spec was set back
+		return true, c.updateStatus(ctx, updated)
+	}
+	requests := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
+	used := corev1.ResourceList{}
+	others, err := pods.List(labels.Everything())
+	if err != nil {
+		return false, err
+	}
+	for _, other := range others {
+		if other.Spec.NodeName != node.Name || other.UID == pod.UID || other.Status.Phase == corev1.PodSucceeded || other.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		for name, q := range resourcehelper.PodRequests(other, resourcehelper.PodResourcesOptions{UseStatusResources: true}) {
+			sum := used[name]
+			sum.Add(q)
+			used[name] = sum
+		}
+	}
+	updated := pod.DeepCopy()
+	now := metav1.NewTime(time.Now())
+	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		want, capacity := requests[name], node.Status.Allocatable[name]
+		inUse := used[name]
+		switch {
+		case want.Cmp(capacity) > 0:
+			setCondition(updated, corev1.PodCondition{Type: corev1.PodResizePending, Status: corev1.ConditionTrue, Reason: corev1.PodReasonInfeasible, LastTransitionTime: now,
+				Message: fmt.Sprintf("Node didn't have enough capacity: %s, requested: %d, capacity: %d", name, want.MilliValue(), capacity.MilliValue())})
+			return true, c.updateStatus(ctx, updated)
+		case want.MilliValue()+inUse.MilliValue() > capacity.MilliValue():
+			setCondition(updated, corev1.PodCondition{Type: corev1.PodResizePending, Status: corev1.ConditionTrue, Reason: corev1.PodReasonDeferred, LastTransitionTime: now,
+				Message: fmt.Sprintf("Node didn't have enough resource: %s, requested: %d, used: %d, capacity: %d", name, want.MilliValue(), inUse.MilliValue(), capacity.MilliValue())})
+			queue.AddAfter(pod.Namespace+"/"+pod.Name, 200*time.Millisecond) // the kubelet retries deferred resizes
+			if pending != nil && pending.Reason == corev1.PodReasonDeferred && pending.Message == podCondition(updated, corev1.PodResizePending).Message {
+				return true, nil
+			}
+			return true, c.updateStatus(ctx, updated)
+		}
+	}
+	for i := range updated.Status.ContainerStatuses {
+		cs := &updated.Status.ContainerStatuses[i]
+		for _, ctr := range updated.Spec.Containers {
+			if ctr.Name == cs.Name {
+				cs.Resources = &corev1.ResourceRequirements{Requests: ctr.Resources.Requests, Limits: ctr.Resources.Limits}
+			}
+		}
+	}
+	removeCondition(updated, corev1.PodResizePending)
+	removeCondition(updated, corev1.PodResizeInProgress)
+	return true, c.updateStatus(ctx, updated)
+}
+
+func (c *Cluster) updateStatus(ctx context.Context, pod *corev1.Pod) error {
+	_, err := c.Client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil // a newer version or a deletion is already queued
+	}
+	return err
+}
+
+func podCondition(pod *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {
+	for i := range pod.Status.Conditions {
+		if pod.Status.Conditions[i].Type == t {
+			return &pod.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func removeCondition(pod *corev1.Pod, t corev1.PodConditionType) {
+	kept := pod.Status.Conditions[:0]
+	for _, c := range pod.Status.Conditions {
+		if c.Type != t {
+			kept = append(kept, c)
+		}
+	}
+	pod.Status.Conditions = kept
 }
 
 // markRunning fills in the status a kubelet reports once every container of
