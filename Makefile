@@ -42,7 +42,8 @@ BENCH_FLAGS ?= -nodes 100,1000 -pods 1000 -rounds 2
 bench: tools
 	$(GO) build -trimpath -o _output/bin/ ./cmd/switchyard-scheduler ./cmd/switchyard-coordinator ./cmd/switchyard-shortjob
 	$(GO) test -run '^$$' -bench PublishConfirmed -benchtime 5000x ./pkg/broker | tee _output/bench-broker.txt
-	$(GO) test -run '^$$' -bench 'AgentStep|ReactionTime|Replay' -benchtime 50x ./pkg/agent | tee _output/bench-agent.txt
+	$(GO) test -run '^$$' -bench 'AgentStep|ReactionTime' -benchtime 50x ./pkg/agent | tee _output/bench-agent.txt
+	$(GO) test -count=1 -run TestReplayTable -v ./pkg/agent/replay | tee _output/bench-agent-replay.txt
 	$(GO) test -run '^$$' -bench RealV1Reaction -benchtime 10x ./pkg/agent | tee -a _output/bench-agent.txt
 	KUBEBUILDER_ASSETS="$$(hack/build-tools.sh)" $(GO) test -run '^$$' -bench ConfiguratorBroadcast -benchtime 20x ./test/integration | tee _output/bench-configurator.txt
 	KUBEBUILDER_ASSETS="$$(hack/build-tools.sh)" $(GO) run ./test/perf $(BENCH_FLAGS)
