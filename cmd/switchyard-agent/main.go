@@ -47,7 +47,11 @@ func main() {
 	flag.Float64Var(&p.MaxStep, "max-step", p.MaxStep, "largest change as a fraction of the limit (1: double or halve)")
 	flag.DurationVar(&p.Cooldown, "cooldown", p.Cooldown, "wait after a change before the next one of the same resource")
 	flag.Int64Var(&p.MemoryHeadroom, "memory-headroom", p.MemoryHeadroom, "memory never below usage plus this many bytes")
-	flag.IntVar(&p.MaxChangesPerMinute, "max-changes-per-minute", p.MaxChangesPerMinute, "changes per container per minute")
+	flag.IntVar(&p.MaxChangesPerMinute, "max-changes-per-minute", p.MaxChangesPerMinute, "changes per container per minute (an OOM kill is not counted)")
+	flag.Float64Var(&p.FastThrottle, "fast-throttle", p.FastThrottle, "raise CPU at once when this fraction of a sample's CFS periods is throttled (0: off)")
+	flag.Float64Var(&p.FastPressure, "fast-pressure", p.FastPressure, "raise at once when tasks stall (PSI, cgroup v2) this fraction of a sample (0: off)")
+	flag.Float64Var(&p.FastMemory, "fast-memory", p.FastMemory, "raise memory at once at this fraction of its limit (0: off)")
+	flag.Float64Var(&p.FastMaxStep, "fast-max-step", p.FastMaxStep, "largest fast raise as a fraction of the limit (3: four times)")
 	klog.InitFlags(nil)
 	flag.Parse()
 	if err := p.Validate(); err != nil {
