@@ -3,6 +3,7 @@ package admission
 import (
 	"context"
 	"fmt"
+	corev1 "k8s.io/api/core/v1"
 	"sort"
 	"strings"
 	"time"
@@ -91,6 +92,7 @@ func (c *Controller) desiredStatus(q *v1alpha1.Queue) v1alpha1.QueueStatus {
 			unfit = append(unfit, fmt.Sprintf("%s/%s (%s)", key.namespace, key.name, reason))
 		}
 		st.Pending, st.Admitted, st.Scheduled, st.Overdue = int32(len(qs.pending)), int32(qs.admitted), int32(qs.scheduled), int32(qs.overdue)
+		st.Used = usedOf(q.Spec.Quota, qs.usage)
 		stranded = qs.stranded
 		for _, e := range qs.pending {
 			if st.OldestPendingSince == nil || e.created.Before(st.OldestPendingSince.Time) {
@@ -137,6 +139,18 @@ func (c *Controller) desiredStatus(q *v1alpha1.Queue) v1alpha1.QueueStatus {
 	return st
 }
 
+// usedOf is usage for the resources the quota names (nil without a quota).
+func usedOf(quota corev1.ResourceList, usage Resources) corev1.ResourceList {
+	if len(quota) == 0 {
+		return nil
+	}
+	used := make(corev1.ResourceList, len(quota))
+	for name := range quota {
+		used[name] = *quantity(usage[name], name)
+	}
+	return used
+}
+
 // otherDefaultExists is only asked about default Queues, so it lists the
 // Queues only for those.
 func (c *Controller) otherDefaultExists(name string) bool {
@@ -169,6 +183,9 @@ func statusApplyConfiguration(st v1alpha1.QueueStatus) *syac.QueueStatusApplyCon
 	if st.Overdue > 0 {
 		ac.WithOverdue(st.Overdue)
 	}
+	if st.Used != nil {
+		ac.WithUsed(st.Used)
+	}
 	for _, cond := range st.Conditions {
 		ac.WithConditions(metav1ac.Condition().WithType(cond.Type).WithStatus(cond.Status).WithReason(cond.Reason).
 			WithMessage(cond.Message).WithObservedGeneration(cond.ObservedGeneration).WithLastTransitionTime(cond.LastTransitionTime))
@@ -179,6 +196,14 @@ func statusApplyConfiguration(st v1alpha1.QueueStatus) *syac.QueueStatusApplyCon
 func statusEqual(a, b v1alpha1.QueueStatus) bool {
 	if a.Pending != b.Pending || a.Admitted != b.Admitted || a.Scheduled != b.Scheduled || a.Overdue != b.Overdue || a.ObservedGeneration != b.ObservedGeneration {
 		return false
+	}
+	if len(a.Used) != len(b.Used) {
+		return false
+	}
+	for name, q := range b.Used {
+		if p, ok := a.Used[name]; !ok || p.Cmp(q) != 0 {
+			return false
+		}
 	}
 	if (a.OldestPendingSince == nil) != (b.OldestPendingSince == nil) || (a.OldestPendingSince != nil && !a.OldestPendingSince.Equal(b.OldestPendingSince)) {
 		return false

@@ -188,6 +188,12 @@ type QueueStatus struct {
 	// and still not bound; they are not in Admitted.
 	// +optional
 	Overdue int32 `json:"overdue,omitempty"`
+	// Used sums, for each resource in spec.quota, the requests of the
+	// queue's admitted pods that have not terminated (bound or not): what
+	// the quota is measured against. The node agent reads it before a
+	// resize that would grow a pod's requests.
+	// +optional
+	Used corev1.ResourceList `json:"used,omitempty"`
 	// OldestPendingSince is the creation time of the oldest waiting pod.
 	// +optional
 	OldestPendingSince *metav1.Time `json:"oldestPendingSince,omitempty"`

@@ -19,8 +19,9 @@ limitations under the License.
 package v1alpha1
 
 import (
-	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	metav1 "k8s.io/client-go/applyconfigurations/meta/v1"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	applyconfigurationsmetav1 "k8s.io/client-go/applyconfigurations/meta/v1"
 )
 
 // QueueStatusApplyConfiguration represents a declarative configuration of the QueueStatus type for use
@@ -37,14 +38,19 @@ type QueueStatusApplyConfiguration struct {
 	// Overdue counts pods admitted longer than admittedTimeoutSeconds ago
 	// and still not bound; they are not in Admitted.
 	Overdue *int32 `json:"overdue,omitempty"`
+	// Used sums, for each resource in spec.quota, the requests of the
+	// queue's admitted pods that have not terminated (bound or not): what
+	// the quota is measured against. The node agent reads it before a
+	// resize that would grow a pod's requests.
+	Used *v1.ResourceList `json:"used,omitempty"`
 	// OldestPendingSince is the creation time of the oldest waiting pod.
-	OldestPendingSince *v1.Time `json:"oldestPendingSince,omitempty"`
+	OldestPendingSince *metav1.Time `json:"oldestPendingSince,omitempty"`
 	// ObservedGeneration is the spec generation the status reflects.
 	ObservedGeneration *int64 `json:"observedGeneration,omitempty"`
 	// Conditions: Ready (pods are routed to the profile and admitted),
 	// ProfileMissing (no scheduler profile of that name is known) and
 	// DuplicateDefault (another Queue is also the default).
-	Conditions []metav1.ConditionApplyConfiguration `json:"conditions,omitempty"`
+	Conditions []applyconfigurationsmetav1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 }
 
 // QueueStatusApplyConfiguration constructs a declarative configuration of the QueueStatus type for use with
@@ -85,10 +91,18 @@ func (b *QueueStatusApplyConfiguration) WithOverdue(value int32) *QueueStatusApp
 	return b
 }
 
+// WithUsed sets the Used field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Used field is set to the value of the last call.
+func (b *QueueStatusApplyConfiguration) WithUsed(value v1.ResourceList) *QueueStatusApplyConfiguration {
+	b.Used = &value
+	return b
+}
+
 // WithOldestPendingSince sets the OldestPendingSince field in the declarative configuration to the given value
 // and returns the receiver, so that objects can be built by chaining "With" function invocations.
 // If called multiple times, the OldestPendingSince field is set to the value of the last call.
-func (b *QueueStatusApplyConfiguration) WithOldestPendingSince(value v1.Time) *QueueStatusApplyConfiguration {
+func (b *QueueStatusApplyConfiguration) WithOldestPendingSince(value metav1.Time) *QueueStatusApplyConfiguration {
 	b.OldestPendingSince = &value
 	return b
 }
@@ -104,7 +118,7 @@ func (b *QueueStatusApplyConfiguration) WithObservedGeneration(value int64) *Que
 // WithConditions adds the given value to the Conditions field in the declarative configuration
 // and returns the receiver, so that objects can be build by chaining "With" function invocations.
 // If called multiple times, values provided by each call will be appended to the Conditions field.
-func (b *QueueStatusApplyConfiguration) WithConditions(values ...*metav1.ConditionApplyConfiguration) *QueueStatusApplyConfiguration {
+func (b *QueueStatusApplyConfiguration) WithConditions(values ...*applyconfigurationsmetav1.ConditionApplyConfiguration) *QueueStatusApplyConfiguration {
 	for i := range values {
 		if values[i] == nil {
 			panic("nil value passed to WithConditions")
