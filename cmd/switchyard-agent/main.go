@@ -20,6 +20,7 @@ import (
 	"github.com/switchyard-sched/switchyard/pkg/agent/cgroup"
 	"github.com/switchyard-sched/switchyard/pkg/agent/guardian"
 	"github.com/switchyard-sched/switchyard/pkg/configurator"
+	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
 )
 
 func main() {
@@ -74,6 +75,10 @@ func main() {
 		}
 		config.UserAgent = "switchyard-agent"
 		if opts.Client, err = kubernetes.NewForConfig(config); err != nil {
+			fmt.Fprintln(os.Stderr, "switchyard-agent:", err)
+			os.Exit(1)
+		}
+		if opts.Switchyard, err = versioned.NewForConfig(config); err != nil {
 			fmt.Fprintln(os.Stderr, "switchyard-agent:", err)
 			os.Exit(1)
 		}

@@ -39,6 +39,15 @@ type Target struct {
 	Object any
 	// Container is the container name within Object.
 	Container string
+	// Queue is the Queue the pod was routed to (switchyard.io/routed-queue);
+	// empty when none.
+	Queue string
+	// RequestsFollowLimits: a raise of the limit raises the requests too
+	// (a Guaranteed pod), so it counts against the queue's quota.
+	RequestsFollowLimits bool
+	// MilliCPURequest and MemoryRequest are the container's requests as
+	// asked (spec): what it counts against its queue's quota.
+	MilliCPURequest, MemoryRequest int64
 	// Unfinished, when set, says why an earlier change is not applied yet
 	// (a resize the kubelet deferred, found infeasible, or is carrying
 	// out): the agent samples the container but decides nothing for it, so
@@ -88,6 +97,18 @@ type Options struct {
 	DryRun bool
 	// Report records exceptional decisions (an OOM kill); nil: logged only.
 	Report EventFunc
+	// Quota, when set, says what a queue's quota has left; raises that
+	// grow a pod's requests stay inside it.
+	Quota QuotaSource
+}
+
+// QuotaSource tells a queue's quota and what it uses.
+type QuotaSource interface {
+	// Quota is the queue's quota of resource (guardian.CPU in millicores,
+	// guardian.Memory in bytes) and what its pods use of it, as of version
+	// (the Queue's resourceVersion); ok is false when the queue has no
+	// quota for it.
+	Quota(queue, resource string) (quota, used int64, version string, ok bool)
 }
 
 // Agent runs the loop.
@@ -104,6 +125,20 @@ type Agent struct {
 	// unfinished is the reason last reported for each container whose
 	// resize is not done, so that each is reported once.
 	unfinished map[string]string
+	// granted is what this agent raised requests by in each queue and
+	// resource since the Queue version it last saw: the coordinator's
+	// status does not show it yet.
+	granted map[quotaKey]grant
+	// refused is the Queue version at which a container's raise was last
+	// reported refused, so that each refusal is reported once.
+	refused map[string]string
+}
+
+type quotaKey struct{ queue, resource string }
+
+type grant struct {
+	version string
+	amount  int64
 }
 
 // New builds an agent; metrics may be registered anywhere.
@@ -114,7 +149,8 @@ func New(fs cgroup.FS, source Source, actuator Actuator, metrics *Metrics, opts 
 	if err := opts.Policy.Validate(); err != nil {
 		return nil, err
 	}
-	return &Agent{fs: fs, source: source, actuator: actuator, opts: opts, metrics: metrics, policy: opts.Policy, trackers: map[string]*guardian.Tracker{}, unfinished: map[string]string{}}, nil
+	return &Agent{fs: fs, source: source, actuator: actuator, opts: opts, metrics: metrics, policy: opts.Policy, trackers: map[string]*guardian.Tracker{}, unfinished: map[string]string{},
+		granted: map[quotaKey]grant{}, refused: map[string]string{}}, nil
 }
 
 // SetPolicy changes the policy of every container at once (from the
@@ -212,6 +248,13 @@ func (a *Agent) Step(ctx context.Context, now time.Time) {
 	policy := a.policy
 	a.mu.Unlock()
 	soft := a.actuator.SoftMemory() && !a.opts.DryRun
+	local := map[quotaKey]int64{} // requests of this node's containers, per queue
+	for _, r := range readings {
+		if q := r.target.Queue; q != "" {
+			local[quotaKey{q, guardian.CPU}] += r.target.MilliCPURequest
+			local[quotaKey{q, guardian.Memory}] += r.target.MemoryRequest
+		}
+	}
 	for _, r := range readings {
 		a.mu.Lock()
 		tr, ok := a.trackers[r.target.Key]
@@ -242,6 +285,10 @@ func (a *Agent) Step(ctx context.Context, now time.Time) {
 					fmt.Sprintf("the kernel OOM-killed a process of container %s at a memory limit of %s; raising it at once to %s",
 						name, bytes(d.From), bytes(d.To)))
 			}
+			d, allowed := a.withinQuota(ctx, r.target, d, local)
+			if !allowed {
+				continue
+			}
 			mode := "applied"
 			if a.opts.DryRun {
 				mode = "dry-run"
@@ -271,6 +318,59 @@ func (a *Agent) report(ctx context.Context, t Target, eventType, reason, message
 	if a.opts.Report != nil {
 		a.opts.Report(t, eventType, reason, message)
 	}
+}
+
+// withinQuota keeps a raise that grows a pod's requests inside its queue's
+// remaining quota: cut to what is left, or refused (reported once per
+// Queue version, counted) when that is under 5% of the limit. local holds
+// the requests of this node's containers per queue and resource.
+func (a *Agent) withinQuota(ctx context.Context, t Target, d guardian.Decision, local map[quotaKey]int64) (guardian.Decision, bool) {
+	if a.opts.Quota == nil || t.Queue == "" || !t.RequestsFollowLimits || d.Direction != guardian.Up || d.Soft {
+		return d, true
+	}
+	quota, used, version, ok := a.opts.Quota.Quota(t.Queue, d.Resource)
+	if !ok {
+		return d, true
+	}
+	key := quotaKey{t.Queue, d.Resource}
+	a.mu.Lock()
+	g := a.granted[key]
+	if g.version != version {
+		g = grant{version: version} // the status now counts earlier grants
+	}
+	// The status may lag behind: it uses at least what this node's pods
+	// of the queue ask, and what this agent granted since it was written.
+	left := quota - max(used+g.amount, local[key])
+	refuse := d.To-d.From > left && left*20 < d.From
+	firstRefusal := refuse && a.refused[t.Key] != version
+	if refuse {
+		a.refused[t.Key] = version
+	} else {
+		if d.To-d.From > left {
+			d.To, d.Reason = d.From+left, d.Reason+", queue quota"
+		}
+		g.amount += d.To - d.From
+		a.granted[key] = g
+		local[key] += d.To - d.From
+	}
+	a.mu.Unlock()
+	if !refuse {
+		return d, true
+	}
+	a.metrics.QuotaRefusals.WithLabelValues(t.Queue, d.Resource).Inc()
+	if firstRefusal {
+		a.report(ctx, t, corev1.EventTypeWarning, "QueueQuotaExceeded", fmt.Sprintf(
+			"not raising %s of container %s from %s to %s: queue %s has %s of its quota left", d.Resource, t.Container,
+			amount(d.Resource, d.From), amount(d.Resource, d.To), t.Queue, amount(d.Resource, max(left, 0))))
+	}
+	return d, false
+}
+
+func amount(res string, v int64) string {
+	if res == guardian.CPU {
+		return resource.NewMilliQuantity(v, resource.DecimalSI).String()
+	}
+	return bytes(v)
 }
 
 // reportUnfinished reports a deferred or infeasible resize once per reason:
@@ -307,6 +407,7 @@ type Metrics struct {
 	Errors          *prometheus.CounterVec
 	OOMKills        prometheus.Counter
 	Unfinished      *prometheus.CounterVec
+	QuotaRefusals   *prometheus.CounterVec
 
 	mu      sync.Mutex
 	lastCPU map[string]sampleAt
@@ -333,6 +434,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Unfinished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_agent_unfinished_resize_samples_total", Help: "Samples in which a container waited for an earlier resize (no new decision), by reason (Deferred, Infeasible, InProgress, NotApplied).",
 		}, []string{"reason"}),
+		QuotaRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_agent_quota_refusals_total", Help: "Raises refused because they would grow a pod's requests past its queue's remaining quota, by queue and resource.",
+		}, []string{"queue", "resource"}),
 		OOMKills: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchyard_agent_oom_kills_total", Help: "OOM kills seen in managed containers; each raises the memory limit at once.",
 		}),
@@ -345,7 +449,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lastCPU: map[string]sampleAt{},
 	}
 	if reg != nil {
-		reg.MustRegister(m.CPUUsage, m.CPULimit, m.MemoryUsage, m.MemoryLimit, m.Decisions, m.ActuationErrors, m.Errors, m.OOMKills, m.Unfinished)
+		reg.MustRegister(m.CPUUsage, m.CPULimit, m.MemoryUsage, m.MemoryLimit, m.Decisions, m.ActuationErrors, m.Errors, m.OOMKills, m.Unfinished, m.QuotaRefusals)
 	}
 	return m
 }

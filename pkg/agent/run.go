@@ -24,6 +24,8 @@ import (
 	"github.com/switchyard-sched/switchyard/pkg/agent/cgroup"
 	"github.com/switchyard-sched/switchyard/pkg/agent/guardian"
 	"github.com/switchyard-sched/switchyard/pkg/configurator"
+	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
+	"github.com/switchyard-sched/switchyard/pkg/generated/informers/externalversions"
 	"github.com/switchyard-sched/switchyard/pkg/probes"
 )
 
@@ -31,6 +33,9 @@ import (
 type RunOptions struct {
 	// Client is nil in standalone mode.
 	Client kubernetes.Interface
+	// Switchyard reads Queues, so that raises stay inside queue quotas;
+	// nil: no quota check.
+	Switchyard versioned.Interface
 	// Node is this node's name (Kubernetes mode).
 	Node string
 	// CgroupRoot is the hierarchy, /sys/fs/cgroup.
@@ -107,6 +112,17 @@ func Run(ctx context.Context, o RunOptions) error {
 				if pod, ok := t.Object.(*corev1.Pod); ok {
 					recorder.Eventf(pod, nil, eventType, reason, "Autoscale", "%s", msg)
 				}
+			}
+		}
+		if o.Switchyard != nil && o.Quota == nil {
+			syFactory := externalversions.NewSharedInformerFactory(o.Switchyard, 0)
+			queues := syFactory.Switchyard().V1alpha1().Queues()
+			o.Quota = QueueQuota{Queues: queues.Lister()}
+			queues.Informer() // registered before Start
+			syFactory.Start(ctx.Done())
+			defer syFactory.Shutdown()
+			if !cache.WaitForCacheSync(ctx.Done(), queues.Informer().HasSynced) {
+				return errors.New("queue informer cache did not sync")
 			}
 		}
 		podFactory.Start(ctx.Done())

@@ -19,6 +19,7 @@ import (
 	"github.com/switchyard-sched/switchyard/pkg/agent/cgroup"
 	"github.com/switchyard-sched/switchyard/pkg/agent/guardian"
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
+	switchyardlisters "github.com/switchyard-sched/switchyard/pkg/generated/listers/switchyard/v1alpha1"
 )
 
 // Standalone manages every cgroup directly below Dir (relative to the
@@ -130,10 +131,39 @@ func (p Pods) Targets(context.Context) ([]Target, Capacity, error) {
 				Path: cgroup.ContainerPath(p.Driver, rt, class, pod.UID, id), Bounds: bounds,
 				Limits: &lim, Object: pod, Container: cs.Name,
 				Unfinished: unfinished(pod, limitsOf(spec.Resources.Limits), lim),
+				Queue:      pod.Annotations[v1alpha1.RoutedQueueAnnotation], RequestsFollowLimits: class == corev1.PodQOSGuaranteed,
+				MilliCPURequest: spec.Resources.Requests.Cpu().MilliValue(), MemoryRequest: spec.Resources.Requests.Memory().Value(),
 			})
 		}
 	}
 	return out, capacity, nil
+}
+
+// QueueQuota reads what is left of a queue's quota from its status, which
+// the coordinator keeps (status.used against spec.quota).
+type QueueQuota struct {
+	Queues switchyardlisters.QueueLister
+}
+
+// Quota is spec.quota and status.used for the resource.
+func (q QueueQuota) Quota(queue, res string) (quota, used int64, version string, ok bool) {
+	name := corev1.ResourceCPU
+	if res == guardian.Memory {
+		name = corev1.ResourceMemory
+	}
+	obj, err := q.Queues.Get(queue)
+	if err != nil {
+		return 0, 0, "", false
+	}
+	limit, ok := obj.Spec.Quota[name]
+	if !ok {
+		return 0, 0, "", false
+	}
+	inUse := obj.Status.Used[name]
+	if name == corev1.ResourceCPU {
+		return limit.MilliValue(), inUse.MilliValue(), obj.ResourceVersion, true
+	}
+	return limit.Value(), inUse.Value(), obj.ResourceVersion, true
 }
 
 // limitsOf is a container's CPU and memory limits as cgroup limits.

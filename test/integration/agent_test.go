@@ -233,6 +233,7 @@ func TestAgentResizesPods(t *testing.T) {
 // stops both (the load first: it writes into the test's TempDir, which
 // must outlive it).
 func runAgent(ctx context.Context, t *testing.T, fake *fakeNodeCgroups, node string, p guardian.Policy) (stop func()) {
+	sy := switchyardClient(t)
 	actx, cancel := context.WithCancel(ctx)
 	ticking := make(chan struct{})
 	go func() {
@@ -244,7 +245,7 @@ func runAgent(ctx context.Context, t *testing.T, fake *fakeNodeCgroups, node str
 	}()
 	done := make(chan error, 1)
 	go func() {
-		done <- agent.Run(actx, agent.RunOptions{Client: cluster.Client, Node: node, CgroupRoot: fake.root, Driver: cgroup.Systemd,
+		done <- agent.Run(actx, agent.RunOptions{Client: cluster.Client, Switchyard: sy, Node: node, CgroupRoot: fake.root, Driver: cgroup.Systemd,
 			Actuator: "resize", Options: agent.Options{SampleInterval: 50 * time.Millisecond, Policy: p}, ReportInterval: 300 * time.Millisecond})
 	}()
 	return func() {
@@ -361,6 +362,72 @@ func TestAgentWaitsForADeferredResize(t *testing.T) {
 		t.Fatalf("the deferred resize was never applied after the node freed up: %v (conditions %+v)", err, pod.Status.Conditions)
 	}
 	t.Logf("applied after the retry: cpu %s", pod.Status.ContainerStatuses[0].Resources.Limits.Cpu().String())
+}
+
+// TestAgentStaysInsideTheQueueQuota: a throttled Guaranteed pod of a queue
+// with a quota of one CPU, holding 500m of it, is raised by the agent to
+// no more than the 500m left (a Guaranteed pod's requests follow its
+// limits, so a raise uses quota); the next raise is refused with a
+// QueueQuotaExceeded Event, and the Queue's status.used shows the quota
+// taken.
+func TestAgentStaysInsideTheQueueQuota(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	nodes, selector := testNodes(ctx, t, 1, localcluster.NodeSpec{CPU: "8", Memory: "16Gi"})
+	ns, node := selector["switchyard.io/test-nodes"], nodes[0]
+	createRoutedQueue(ctx, t, ns, "agent-quota", v1alpha1.QueueSpec{Profile: "switchyard-batch", Quota: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}})
+	pod := queuedPod(ns, "guaranteed", "agent-quota", selector)
+	pod.Labels[v1alpha1.AutoscaleLabel] = "true"
+	pod.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: resources("500m", "512Mi"), Limits: resources("500m", "512Mi")}
+	if _, err := cluster.CreatePods(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	get := func() *corev1.Pod {
+		p, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, "guaranteed", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		pod = get()
+		return pod.Status.Phase == corev1.PodRunning && len(pod.Status.ContainerStatuses) == 1, nil
+	}); err != nil {
+		t.Fatalf("queued pod not running: %v", err)
+	}
+	if pod.Spec.NodeName != node {
+		t.Fatalf("pod bound to %s, want the test node %s", pod.Spec.NodeName, node)
+	}
+	fake := newFakeNodeCgroups(t)
+	fake.add(t, pod, fakeLoad{milliCPU: 4000, throttled: true, memory: 300 << 20})
+	p := guardian.DefaultPolicy()
+	p.Window, p.Windows, p.Cooldown, p.MaxChangesPerMinute = 300*time.Millisecond, 2, 0, 600
+	defer runAgent(ctx, t, fake, node, p)()
+
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		list, err := cluster.Client.EventsV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "reason=QueueQuotaExceeded,regarding.name=guaranteed"})
+		if err != nil || len(list.Items) == 0 {
+			return false, nil
+		}
+		t.Logf("event: %s", list.Items[0].Note)
+		return true, nil
+	}); err != nil {
+		t.Fatalf("no QueueQuotaExceeded event: %v", err)
+	}
+	// Keep throttling for a while: the quota holds.
+	time.Sleep(time.Second)
+	pod = get()
+	limit, request := pod.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU], pod.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU]
+	t.Logf("after the agent: cpu limit %s, request %s", limit.String(), request.String())
+	if request.MilliValue() > 1000 || limit.MilliValue() > 1000 {
+		t.Fatalf("the agent raised the pod to request %s / limit %s, past its queue's quota of 1 CPU", request.String(), limit.String())
+	}
+	if limit.MilliValue() <= 500 {
+		t.Errorf("limit %s: the 500m left in the quota was not used", limit.String())
+	}
+	waitForQueueStatus(ctx, t, "agent-quota", func(st v1alpha1.QueueStatus) bool {
+		used := st.Used[corev1.ResourceCPU]
+		return used.MilliValue() == request.MilliValue()
+	})
 }
 
 func atomicWrite(path, content string) {
