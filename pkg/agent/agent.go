@@ -63,6 +63,9 @@ type Unfinished struct {
 	Reason string
 	// Message is the kubelet's, when it gave one.
 	Message string
+	// Asked are the limits the spec asks for (Target.Limits are the
+	// applied ones).
+	Asked cgroup.Limits
 }
 
 // Capacity is what the node can give in total, to keep the sum of managed
@@ -268,7 +271,9 @@ func (a *Agent) Step(ctx context.Context, now time.Time) {
 		if u := r.target.Unfinished; u != nil {
 			a.metrics.Unfinished.WithLabelValues(u.Reason).Inc()
 			logger.V(3).Info("Waiting for an unfinished resize", "container", r.target.Key, "reason", u.Reason, "message", u.Message)
-			a.reportUnfinished(ctx, r.target, u)
+			if a.reportUnfinished(ctx, r.target, u) && u.Reason == corev1.PodReasonInfeasible && !a.opts.DryRun {
+				a.setBack(ctx, r.target, u)
+			}
 			continue
 		}
 		a.mu.Lock()
@@ -373,16 +378,39 @@ func amount(res string, v int64) string {
 	return bytes(v)
 }
 
-// reportUnfinished reports a deferred or infeasible resize once per reason:
-// the kubelet retries a deferred one when room frees up, and the agent
-// decides again only once it is applied.
-func (a *Agent) reportUnfinished(ctx context.Context, t Target, u *Unfinished) {
+// setBack asks for the applied limits again after an infeasible resize,
+// so that the pod is not left asking for what the node can never give;
+// the next decisions start from the applied limits and the node's room.
+func (a *Agent) setBack(ctx context.Context, t Target, u *Unfinished) {
+	applied := *t.Limits
+	for _, d := range []guardian.Decision{
+		{Resource: guardian.CPU, From: u.Asked.MilliCPU(), To: applied.MilliCPU()},
+		{Resource: guardian.Memory, From: u.Asked.MemoryMax, To: applied.MemoryMax},
+	} {
+		if d.From == d.To || d.To == cgroup.Unlimited {
+			continue
+		}
+		d.Direction, d.Reason, d.Path = guardian.Down, "infeasible resize set back to the applied limits", guardian.PathWindowed
+		if err := a.actuator.Apply(ctx, t, d); err != nil {
+			a.metrics.ActuationErrors.WithLabelValues(d.Resource).Inc()
+			klog.FromContext(ctx).Error(err, "Setting an infeasible resize back", "container", t.Key, "decision", d.String())
+			continue
+		}
+		klog.FromContext(ctx).Info("Set an infeasible resize back", "container", t.Key, "decision", d.String())
+	}
+}
+
+// reportUnfinished reports a deferred or infeasible resize once per reason
+// (and says whether this was the first time): the kubelet retries a
+// deferred one when room frees up, and the agent decides again only once
+// it is applied.
+func (a *Agent) reportUnfinished(ctx context.Context, t Target, u *Unfinished) (first bool) {
 	a.mu.Lock()
 	seen := a.unfinished[t.Key] == u.Reason
 	a.unfinished[t.Key] = u.Reason
 	a.mu.Unlock()
 	if seen {
-		return
+		return false
 	}
 	switch u.Reason {
 	case corev1.PodReasonDeferred:
@@ -390,8 +418,9 @@ func (a *Agent) reportUnfinished(ctx context.Context, t Target, u *Unfinished) {
 			"the kubelet deferred the resize of container %s (%s); it retries when the node has room, and the agent changes nothing until then", t.Container, u.Message))
 	case corev1.PodReasonInfeasible:
 		a.report(ctx, t, corev1.EventTypeWarning, "ResizeInfeasible", fmt.Sprintf(
-			"the kubelet cannot resize container %s (%s); it keeps its applied limits, and the agent changes nothing until the pod's spec is set back to them", t.Container, u.Message))
+			"the kubelet cannot resize container %s (%s); it keeps its applied limits, and the agent asks for those again and decides anew from them", t.Container, u.Message))
 	}
+	return true
 }
 
 func bytes(v int64) string { return resource.NewQuantity(v, resource.BinarySI).String() }

@@ -2,8 +2,13 @@ package agent
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/switchyard-sched/switchyard/pkg/agent/cgroup"
 	"github.com/switchyard-sched/switchyard/pkg/agent/guardian"
@@ -96,4 +101,70 @@ func TestWithinQuota(t *testing.T) {
 			t.Errorf("after a new status with 400m left: %v %v, want up to 1400", d, ok)
 		}
 	})
+}
+
+type recordingActuator struct{ applied []guardian.Decision }
+
+func (r *recordingActuator) Apply(_ context.Context, _ Target, d guardian.Decision) error {
+	r.applied = append(r.applied, d)
+	return nil
+}
+func (*recordingActuator) SoftMemory() bool { return false }
+
+// TestUnfinishedResizes: a container with an unfinished resize is sampled
+// but gets no decision; a deferred one is reported once; an infeasible one
+// is reported and set back to its applied limits.
+func TestUnfinishedResizes(t *testing.T) {
+	root := t.TempDir()
+	for name, content := range map[string]string{"cgroup.controllers": "cpu memory", "c/cpu.stat": "usage_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0", "c/memory.current": "1000"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, name), []byte(content+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs, err := cgroup.Detect(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied := cgroup.Limits{CPUQuota: 50000, CPUPeriod: 100000, MemoryMax: 512 << 20, MemoryHigh: cgroup.Unlimited}
+	asked := applied
+	asked.CPUQuota = 400000
+	for _, tc := range []struct {
+		reason, event string
+		setBack       bool
+	}{
+		{corev1.PodReasonDeferred, "ResizeDeferred", false},
+		{corev1.PodReasonInfeasible, "ResizeInfeasible", true},
+		{"InProgress", "", false},
+	} {
+		t.Run(tc.reason, func(t *testing.T) {
+			act := &recordingActuator{}
+			var events []string
+			target := Target{Key: "ns/p/c", Path: "c", Container: "c", Limits: &applied, Unfinished: &Unfinished{Reason: tc.reason, Message: "kubelet says", Asked: asked}}
+			a, err := New(fs, staticSource{target}, act, NewMetrics(nil), Options{Policy: guardian.DefaultPolicy(),
+				Report: func(_ Target, _, reason, _ string) { events = append(events, reason) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Unix(1_800_000_000, 0)
+			for i := range 3 {
+				a.Step(context.Background(), now.Add(time.Duration(i)*time.Second))
+			}
+			if tc.event == "" && len(events) != 0 || tc.event != "" && (len(events) != 1 || events[0] != tc.event) {
+				t.Errorf("events = %q, want %q once", events, tc.event)
+			}
+			setBacks := 0
+			for _, d := range act.applied {
+				if d.Resource != guardian.CPU || d.From != 4000 || d.To != 500 {
+					t.Errorf("applied %v on an unfinished resize", d)
+				}
+				setBacks++
+			}
+			if want := map[bool]int{true: 1}[tc.setBack]; setBacks != want {
+				t.Errorf("set back %d times in 3 samples, want %d", setBacks, want)
+			}
+		})
+	}
 }

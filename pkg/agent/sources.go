@@ -192,13 +192,13 @@ func unfinished(pod *corev1.Pod, asked, applied cgroup.Limits) *Unfinished {
 			if reason == "" {
 				reason = corev1.PodReasonDeferred
 			}
-			return &Unfinished{Reason: reason, Message: c.Message}
+			return &Unfinished{Reason: reason, Message: c.Message, Asked: asked}
 		case corev1.PodResizeInProgress:
-			return &Unfinished{Reason: "InProgress", Message: c.Message}
+			return &Unfinished{Reason: "InProgress", Message: c.Message, Asked: asked}
 		}
 	}
 	if asked != applied {
-		return &Unfinished{Reason: "NotApplied", Message: "the pod's spec asks for other limits than its status shows applied"}
+		return &Unfinished{Reason: "NotApplied", Message: "the pod's spec asks for other limits than its status shows applied", Asked: asked}
 	}
 	return nil
 }
