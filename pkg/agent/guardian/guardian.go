@@ -418,7 +418,7 @@ func (t *Tracker) fastCPU(cpu int64, in Input) (Decision, bool) {
 		target = demand
 	}
 	target = max(int64(float64(target)*(1+p.Margin)), int64(float64(cpu)*(1+p.Margin)))
-	return t.clamp(PathFast, CPU, cpu, target, true, false, 0, in.Bounds.MaxMilliCPU, in.Room.MilliCPU, 0, p.FastMaxStep, reason)
+	return clamp(change{path: PathFast, resource: CPU, from: cpu, target: target, up: true, step: p.FastMaxStep, why: reason}, fence{maximum: in.Bounds.MaxMilliCPU, room: in.Room.MilliCPU})
 }
 
 // slowCPU is the windowed path for CPU.
@@ -435,7 +435,8 @@ func (t *Tracker) slowCPU(now time.Time, cpu int64, in Input) (Decision, bool) {
 		allBelow = allBelow && !w.throttled && float64(w.milliCPU) <= p.Lower*float64(cpu)
 	}
 	target := int64(float64(high) * (1 + p.Margin))
-	return t.clamp(PathWindowed, CPU, cpu, target, allAbove, allBelow, max(p.MinMilliCPU, in.Bounds.MinMilliCPU), in.Bounds.MaxMilliCPU, in.Room.MilliCPU, 0, p.MaxStep, "")
+	return clamp(change{path: PathWindowed, resource: CPU, from: cpu, target: target, up: allAbove, down: allBelow, step: p.MaxStep},
+		fence{minimum: max(p.MinMilliCPU, in.Bounds.MinMilliCPU), maximum: in.Bounds.MaxMilliCPU, room: in.Room.MilliCPU})
 }
 
 // decideMemory decides for memory: an OOM kill first (whatever the rate limit),
@@ -443,10 +444,11 @@ func (t *Tracker) slowCPU(now time.Time, cpu int64, in Input) (Decision, bool) {
 func (t *Tracker) decideMemory(now time.Time, mem int64, in Input, limited bool) (Decision, bool) {
 	p, s := t.policy, t.sig
 	hardFloor := t.last.stats.MemoryUsage + p.MemoryHeadroom
+	memFence := fence{maximum: in.Bounds.MaxMemory, room: in.Room.Memory, hardFloor: hardFloor}
 	if s.valid && s.oomKills > 0 {
 		t.squeeze = nil
 		target := max(int64(float64(mem)*(1+p.MaxStep)), int64(float64(s.memory)*(1+p.Margin)))
-		return t.clamp(PathOOMKill, Memory, mem, target, true, false, 0, in.Bounds.MaxMemory, in.Room.Memory, hardFloor, p.FastMaxStep, ReasonOOMKill)
+		return clamp(change{path: PathOOMKill, resource: Memory, from: mem, target: target, up: true, step: p.FastMaxStep, why: ReasonOOMKill}, memFence)
 	}
 	if in.SoftMemory && t.squeeze == nil && in.Limits.MemoryHigh != cgroup.Unlimited && in.Limits.MemoryHigh < mem {
 		// A squeeze left by an earlier run of the agent: carry it on.
@@ -469,10 +471,10 @@ func (t *Tracker) decideMemory(now time.Time, mem int64, in Input, limited bool)
 	if s.valid && !t.lastChange[Memory].After(s.start) && p.FastMemory > 0 && float64(s.memory) >= p.FastMemory*float64(mem) &&
 		(!s.hasPressure || s.memoryStall > 0) {
 		target := max(int64(float64(s.memory)*(1+p.Margin)), int64(float64(mem)*(1+p.Margin)))
-		return t.clamp(PathFast, Memory, mem, target, true, false, 0, in.Bounds.MaxMemory, in.Room.Memory, hardFloor, p.FastMaxStep, "near the limit")
+		return clamp(change{path: PathFast, resource: Memory, from: mem, target: target, up: true, step: p.FastMaxStep, why: "near the limit"}, memFence)
 	}
 	if s.valid && !t.lastChange[Memory].After(s.start) && p.FastPressure > 0 && s.memoryStall >= p.FastPressure {
-		return t.clamp(PathFast, Memory, mem, int64(float64(mem)*(1+p.Margin)), true, false, 0, in.Bounds.MaxMemory, in.Room.Memory, hardFloor, p.FastMaxStep, "memory pressure")
+		return clamp(change{path: PathFast, resource: Memory, from: mem, target: int64(float64(mem) * (1 + p.Margin)), up: true, step: p.FastMaxStep, why: "memory pressure"}, memFence)
 	}
 	if len(t.windows) < p.Windows || !t.cooledDown(Memory, now) {
 		return Decision{}, false
@@ -484,57 +486,73 @@ func (t *Tracker) decideMemory(now time.Time, mem int64, in Input, limited bool)
 		allBelow = allBelow && !w.memoryPressure && float64(w.memory) <= p.Lower*float64(mem)
 	}
 	target := int64(float64(high) * (1 + p.Margin))
-	floor := max(p.MinMemory, in.Bounds.MinMemory)
-	d, ok := t.clamp(PathWindowed, Memory, mem, target, allAbove, allBelow, floor, in.Bounds.MaxMemory, in.Room.Memory, hardFloor, p.MaxStep, "")
+	memFence.minimum = max(p.MinMemory, in.Bounds.MinMemory)
+	d, ok := clamp(change{path: PathWindowed, resource: Memory, from: mem, target: target, up: allAbove, down: allBelow, step: p.MaxStep}, memFence)
 	if ok && d.Direction == Down && in.SoftMemory {
 		d.Soft, d.Reason, d.Path = true, "squeeze: "+d.Reason, PathSqueeze
 	}
 	return d, ok
 }
 
-// clamp turns a target into a decision of path within every rule, or none. step is
-// the largest change as a fraction of from; reason, when set, names why a
-// change that no rule clamped is made.
-func (t *Tracker) clamp(path, resource string, from, target int64, up, down bool, minimum, maximum, room, hardFloor int64, step float64, why string) (Decision, bool) {
-	if !up && !down {
+// change is a limit a rule asks for: from the current limit to target,
+// up or down (neither: no change), by at most step (a fraction of from);
+// why names the rule when it is not "usage plus margin".
+type change struct {
+	path, resource, why string
+	from, target        int64
+	up, down            bool
+	step                float64
+}
+
+// fence is what a change must stay within: the container's minimum and
+// maximum (0: none), what the node can still give, and a floor no change
+// goes below (memory usage plus headroom).
+type fence struct {
+	minimum, maximum, room, hardFloor int64
+}
+
+// clamp turns a change into a decision within its fence, or none.
+func clamp(c change, f fence) (Decision, bool) {
+	if !c.up && !c.down {
 		return Decision{}, false
 	}
-	to, reason := target, "usage plus margin"
-	if why != "" {
-		reason = why
+	from := c.from
+	to, reason := c.target, "usage plus margin"
+	if c.why != "" {
+		reason = c.why
 	}
-	if up {
+	if c.up {
 		to = max(to, from+1)
-		if limit := from + int64(float64(from)*step); to > limit {
+		if limit := from + int64(float64(from)*c.step); to > limit {
 			to, reason = limit, reason+", max step"
 		}
-		if to > from+max(room, 0) {
-			to, reason = from+max(room, 0), reason+", node room"
+		if to > from+max(f.room, 0) {
+			to, reason = from+max(f.room, 0), reason+", node room"
 		}
-		if maximum > 0 && to > maximum {
-			to, reason = maximum, reason+", container maximum"
+		if f.maximum > 0 && to > f.maximum {
+			to, reason = f.maximum, reason+", container maximum"
 		}
 	} else {
 		// Symmetric with going up: a step of 1 allows a doubling or a halving.
-		if floor := int64(float64(from) / (1 + step)); to < floor {
+		if floor := int64(float64(from) / (1 + c.step)); to < floor {
 			to, reason = floor, reason+", max step"
 		}
-		if to < minimum {
-			to, reason = minimum, reason+", container minimum"
+		if to < f.minimum {
+			to, reason = f.minimum, reason+", container minimum"
 		}
 	}
-	if to < hardFloor {
-		to, reason = hardFloor, reason+", usage plus headroom"
+	if to < f.hardFloor {
+		to, reason = f.hardFloor, reason+", usage plus headroom"
 	}
 	// Changes under 5% are not worth a resize (and would chase noise).
-	if (up && to <= from) || (down && to >= from) || abs(to-from)*20 < from {
+	if (c.up && to <= from) || (c.down && to >= from) || abs(to-from)*20 < from {
 		return Decision{}, false
 	}
 	dir := Up
-	if down {
+	if c.down {
 		dir = Down
 	}
-	return Decision{Resource: resource, Direction: dir, From: from, To: to, Reason: reason, Path: path}, true
+	return Decision{Resource: c.resource, Direction: dir, From: from, To: to, Reason: reason, Path: c.path}, true
 }
 
 func (t *Tracker) cooledDown(resource string, now time.Time) bool {
