@@ -253,7 +253,11 @@ func (c *Client) apply(ctx context.Context, snap Snapshot, authoritative bool) {
 	defer c.applying.Unlock()
 	c.mu.Lock()
 	newEpoch := snap.Epoch != c.epoch
-	if newEpoch && !authoritative || !newEpoch && snap.Version <= c.applied {
+	// A snapshot of a service with no configuration yet (no epoch,
+	// version 0) is older than anything applied: it is the registration
+	// answer overtaken by the first push.
+	unconfigured := snap.Epoch == "" && snap.Version == 0 && c.applied > 0
+	if newEpoch && !authoritative || !newEpoch && snap.Version <= c.applied || unconfigured {
 		c.mu.Unlock()
 		return
 	}

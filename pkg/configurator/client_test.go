@@ -50,6 +50,12 @@ func TestAdoptNeverGoesBack(t *testing.T) {
 	if epoch, v := c.Applied(); epoch != "b" || v != 1 || c.Config()["v"] != "1" {
 		t.Errorf("after a new epoch: %s/%d %v, want b/1", epoch, v, c.Config())
 	}
+	// The registration answer of a service that had no configuration,
+	// processed after the first push: it must not take the replica back.
+	c.Adopt(context.Background(), Snapshot{Service: "s"})
+	if epoch, v := c.Applied(); epoch != "b" || v != 1 {
+		t.Errorf("after a late unconfigured snapshot: %s/%d, want b/1 kept", epoch, v)
+	}
 }
 
 // TestApplyOnlyWhatIsMeantForThisPod: a change for another pod number
