@@ -50,6 +50,33 @@ func (e *events) expire(now time.Time) {
 	e.up, e.down = keep(e.up), keep(e.down)
 }
 
+// rule is the anchor's rule for one resource: the boundary B, how many up
+// (down) events scale up (down), the step up, what the host can still give
+// and a floor for scaling down.
+type rule struct {
+	bound, upAfter, downAfter, stepUp, room, floor int64
+}
+
+// step records the event a window's average usage makes against limit
+// and returns the new limit.
+func (e *events) step(now time.Time, avg, limit int64, r rule) int64 {
+	e.expire(now)
+	if upper := limit - r.bound; avg > upper {
+		e.up = append(e.up, now)
+	} else if avg < upper-r.bound {
+		e.down = append(e.down, now)
+	}
+	switch {
+	case int64(len(e.up)) >= r.upAfter:
+		limit += min(r.stepUp, max(r.room, 0))
+		*e = events{}
+	case int64(len(e.down)) >= r.downAfter && len(e.up) == 0:
+		limit = max(avg+r.bound*3/2, r.floor)
+		*e = events{}
+	}
+	return limit
+}
+
 // Step averages usage over 10s windows and acts on the events.
 func (a *Anchor) Step(now time.Time, st cgroup.Stats, l cgroup.Limits, room guardian.Room) cgroup.Limits {
 	if !a.started {
@@ -65,38 +92,8 @@ func (a *Anchor) Step(now time.Time, st cgroup.Stats, l cgroup.Limits, room guar
 	memAvg := a.memSum / a.n
 	a.windowStart, a.cpuUsedAtStart, a.memSum, a.n = now, st.CPUUsage, 0, 0
 
-	cpu := l.MilliCPU()
-	a.cpu.expire(now)
-	if upper := cpu - anchorBoundCPU; cpuAvg > upper {
-		a.cpu.up = append(a.cpu.up, now)
-	} else if cpuAvg < upper-anchorBoundCPU {
-		a.cpu.down = append(a.cpu.down, now)
-	}
-	switch {
-	case len(a.cpu.up) >= 2:
-		cpu += min(750, max(room.MilliCPU, 0))
-		a.cpu = events{}
-	case len(a.cpu.down) >= 6 && len(a.cpu.up) == 0:
-		cpu = max(cpuAvg+anchorBoundCPU*3/2, 10)
-		a.cpu = events{}
-	}
+	cpu := a.cpu.step(now, cpuAvg, l.MilliCPU(), rule{bound: anchorBoundCPU, upAfter: 2, downAfter: 6, stepUp: 750, room: room.MilliCPU, floor: 10})
 	l.CPUQuota = cpu * l.CPUPeriod / 1000
-
-	mem := l.MemoryMax
-	a.mem.expire(now)
-	if upper := mem - anchorBoundMemory; memAvg > upper {
-		a.mem.up = append(a.mem.up, now)
-	} else if memAvg < upper-anchorBoundMemory {
-		a.mem.down = append(a.mem.down, now)
-	}
-	switch {
-	case len(a.mem.up) >= 2:
-		mem += min(256*1000*1000, max(room.Memory, 0))
-		a.mem = events{}
-	case len(a.mem.down) >= 8 && len(a.mem.up) == 0:
-		mem = memAvg + anchorBoundMemory*3/2
-		a.mem = events{}
-	}
-	l.MemoryMax = mem
+	l.MemoryMax = a.mem.step(now, memAvg, l.MemoryMax, rule{bound: anchorBoundMemory, upAfter: 2, downAfter: 8, stepUp: 256 * 1000 * 1000, room: room.Memory})
 	return l
 }
