@@ -156,12 +156,15 @@ func (b *AMQP) run(firstErr chan<- error) {
 			b.logger.Info("Reconnected to RabbitMQ; topology declared again")
 		}
 		backoff, reconnecting = 100*time.Millisecond, true
+		b.metrics.Connected.Set(1)
 		closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 		select {
 		case <-b.done:
 			_ = conn.Close()
+			b.metrics.Connected.Set(0)
 			return
 		case cerr := <-closed:
+			b.metrics.Connected.Set(0)
 			b.logger.Info("RabbitMQ connection lost; reconnecting", "reason", cerr)
 			b.mu.Lock()
 			b.conn, b.pub, b.returns = nil, nil, nil

@@ -289,6 +289,9 @@ func TestRabbitMQSurvivesDroppedConnections(t *testing.T) {
 	if r := testutil.ToFloat64(b.metrics.Reconnects); r < 1 {
 		t.Errorf("reconnects = %v, want at least 1", r)
 	}
+	if c := testutil.ToFloat64(b.metrics.Connected); c != 1 {
+		t.Errorf("switchyard_broker_connected = %v after the reconnect, want 1", c)
+	}
 }
 
 // TestTopologyDeclaredOncePerName: declaring the same names again, as the

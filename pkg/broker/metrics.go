@@ -14,6 +14,9 @@ type Metrics struct {
 	DeadLettered *prometheus.CounterVec
 	Retried      *prometheus.CounterVec
 	Reconnects   prometheus.Counter
+	// Connected is 1 while the connection to the broker is up, 0 while it
+	// is being re-established.
+	Connected prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them with reg (none when
@@ -33,9 +36,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Reconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchyard_broker_reconnects_total", Help: "Connections re-established after the broker connection dropped.",
 		}),
+		Connected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchyard_broker_connected", Help: "1 while the connection to RabbitMQ is up, 0 while it is down and being re-established.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Published, m.Confirmed, m.Returned, m.Nacked, m.Redelivered, m.DeadLettered, m.Retried, m.Reconnects)
+		reg.MustRegister(m.Published, m.Confirmed, m.Returned, m.Nacked, m.Redelivered, m.DeadLettered, m.Retried, m.Reconnects, m.Connected)
 	}
 	return m
 }
