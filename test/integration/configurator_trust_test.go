@@ -334,4 +334,8 @@ func TestConfiguratorRolloutWait(t *testing.T) {
 		t.Errorf("config status: %v\n%s", err, out)
 	}
 	t.Logf("$ kubectl switchyard config status shop\n%s", out)
+	// Operators see the same straggler in the metric the alert watches.
+	waitFor(ctx, t, "switchyard_configurator_replicas_behind{service=shop} = 1", 10*time.Second, func() bool {
+		return gathered(t, "switchyard_configurator_replicas_behind", "service", "shop", rc.Registry) == 1
+	})
 }

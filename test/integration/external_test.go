@@ -71,7 +71,7 @@ func startShortJob(ctx context.Context, t *testing.T, queue, identity string) *p
 	return reg
 }
 
-// gathered sums a counter over the registries, only its series whose
+// gathered sums a counter or gauge over the registries, only its series whose
 // label has value when label is set.
 func gathered(t *testing.T, name, label, value string, regs ...prometheus.Gatherer) float64 {
 	t.Helper()
@@ -87,7 +87,7 @@ func gathered(t *testing.T, name, label, value string, regs ...prometheus.Gather
 			}
 			for _, m := range f.GetMetric() {
 				if label == "" || labelValue(m, label) == value {
-					sum += m.GetCounter().GetValue()
+					sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 				}
 			}
 		}

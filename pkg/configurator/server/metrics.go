@@ -4,6 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
 	replicas        *prometheus.GaugeVec
+	behind          *prometheus.GaugeVec
 	registrations   *prometheus.CounterVec
 	broadcasts      *prometheus.CounterVec
 	broadcastErrors *prometheus.CounterVec
@@ -17,6 +18,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		replicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "switchyard_configurator_replicas", Help: "Registered replicas, by service and state (healthy, pruned).",
 		}, []string{"service", "state"}),
+		behind: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchyard_configurator_replicas_behind", Help: "Healthy replicas that have not yet applied the latest configuration meant for them, by service (the stragglers `kubectl switchyard config status` lists).",
+		}, []string{"service"}),
 		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_configurator_registrations_total", Help: "Registrations (first and repeated), by service.",
 		}, []string{"service"}),
@@ -39,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.replicas, m.registrations, m.broadcasts, m.broadcastErrors, m.checkFailures, m.deliverySeconds, m.refused)
+		reg.MustRegister(m.replicas, m.behind, m.registrations, m.broadcasts, m.broadcastErrors, m.checkFailures, m.deliverySeconds, m.refused)
 	}
 	return m
 }

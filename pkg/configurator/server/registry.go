@@ -306,13 +306,19 @@ func (s *Server) updateGauges() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.metrics.replicas.Reset()
+	s.metrics.behind.Reset()
 	for name, svc := range s.services {
 		counts := map[string]int{configurator.StateHealthy: 0, configurator.StatePruned: 0}
+		behind := 0
 		for _, r := range svc.replicas {
 			counts[r.State]++
+			if r.State == configurator.StateHealthy && !svc.info(r).Current(svc.snapshot.Epoch) {
+				behind++
+			}
 		}
 		for state, n := range counts {
 			s.metrics.replicas.WithLabelValues(name, state).Set(float64(n))
 		}
+		s.metrics.behind.WithLabelValues(name).Set(float64(behind))
 	}
 }
