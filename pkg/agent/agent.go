@@ -477,6 +477,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"reason"}),
 		lastCPU: map[string]sampleAt{},
 	}
+	// Error counters exist at zero from the start, so that alerts on rate()
+	// see the first error.
+	for _, r := range []string{guardian.CPU, guardian.Memory} {
+		m.ActuationErrors.WithLabelValues(r)
+	}
 	if reg != nil {
 		reg.MustRegister(m.CPUUsage, m.CPULimit, m.MemoryUsage, m.MemoryLimit, m.Decisions, m.ActuationErrors, m.Errors, m.OOMKills, m.Unfinished, m.QuotaRefusals)
 	}

@@ -74,6 +74,7 @@ func New(_ context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error
 		return nil, err
 	}
 	registerMetrics()
+	initProfileMetrics(h.ProfileName())
 	return &CalcSet{
 		handle:        h,
 		args:          args,
@@ -432,7 +433,7 @@ func (pl *CalcSet) misfitSet(ctx context.Context, spec Spec, pod *v1.Pod, why st
 	pl.misfit[spec.Key()] = time.Now().Add(backoff)
 	pl.mu.Unlock()
 	if _, wasWaiting := pl.rejectWaiting(spec, "calculation set does not fit: "+why); wasWaiting {
-		setsRejected.WithLabelValues(pl.handle.ProfileName(), "misfit").Inc()
+		setsRejected.WithLabelValues(pl.handle.ProfileName(), rejectedMisfit).Inc()
 	}
 	pl.retryAfter(ctx, spec, backoff)
 	klog.FromContext(ctx).V(2).Info("Calculation set does not fit", "set", spec.Key(), "pod", klog.KObj(pod), "why", why)
@@ -517,9 +518,9 @@ func (pl *CalcSet) Unreserve(ctx context.Context, _ fwk.CycleState, pod *v1.Pod,
 	pl.mu.Lock()
 	started, waiting := pl.firstReserved[spec.Key()]
 	pl.mu.Unlock()
-	reason := "member_lost"
+	reason := rejectedMemberLost
 	if waiting && time.Since(started) >= spec.Window-spec.Window/100 {
-		reason = "timeout"
+		reason = rejectedTimeout
 	}
 	n, wasWaiting := pl.rejectWaiting(spec, fmt.Sprintf("member %s of calculation set %s was unreserved (%s)", pod.Name, spec.Name, reason))
 	if !wasWaiting {
@@ -529,7 +530,7 @@ func (pl *CalcSet) Unreserve(ctx context.Context, _ fwk.CycleState, pod *v1.Pod,
 	pl.retryAfter(ctx, spec, pl.args.BackoffAfterMisfit.Duration)
 	klog.FromContext(ctx).V(2).Info("Calculation set rejected as a whole", "set", spec.Key(), "unreserved", klog.KObj(pod), "reason", reason, "rejected", n)
 	msg := fmt.Sprintf("Calculation set %s lost member %s before completing; all %d other waiting members were released and the set will be retried", spec.Name, pod.Name, n)
-	if reason == "timeout" {
+	if reason == rejectedTimeout {
 		msg = fmt.Sprintf("Calculation set %s did not complete within its window of %s; all %d other waiting members were released and the set will be retried", spec.Name, spec.Window, n)
 	}
 	pl.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, "CalcSetRejected", "Scheduling", msg)

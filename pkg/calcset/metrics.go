@@ -27,7 +27,7 @@ var (
 	}, []string{"profile"})
 	setsRejected = metrics.NewCounterVec(&metrics.CounterOpts{
 		Subsystem: "switchyard_calcset", Name: "sets_rejected_total",
-		Help: "Calculation sets whose waiting members were all rejected, by profile and reason (timeout, misfit).", StabilityLevel: metrics.ALPHA,
+		Help: "Calculation sets whose waiting members were all rejected, by profile and reason (timeout: not all placed within the window; member_lost: a reserved member was unreserved; misfit: the set can never fit).", StabilityLevel: metrics.ALPHA,
 	}, []string{"profile", "reason"})
 )
 
@@ -35,4 +35,22 @@ func registerMetrics() {
 	registerOnce.Do(func() {
 		legacyregistry.MustRegister(setsWaiting, setsScheduled, timeToComplete, setsRejected)
 	})
+}
+
+// Reasons of switchyard_calcset_sets_rejected_total.
+const (
+	rejectedTimeout    = "timeout"
+	rejectedMemberLost = "member_lost"
+	rejectedMisfit     = "misfit"
+)
+
+// initProfileMetrics makes a profile's series exist at zero from the
+// start, so that dashboards show the profile and alerts on increase()
+// count its first rejection.
+func initProfileMetrics(profile string) {
+	setsWaiting.WithLabelValues(profile)
+	setsScheduled.WithLabelValues(profile)
+	for _, reason := range []string{rejectedTimeout, rejectedMemberLost, rejectedMisfit} {
+		setsRejected.WithLabelValues(profile, reason)
+	}
 }

@@ -427,12 +427,12 @@ func (c *Controller) admit(ctx context.Context, a Admission) {
 	case apierrors.IsInvalid(err), apierrors.IsConflict(err):
 		// The pod changed under us (gate moved or removed, pod recreated):
 		// look again with fresh data.
-		c.metrics.AdmissionErrors.WithLabelValues(a.Queue, "stale").Inc()
+		c.metrics.AdmissionErrors.WithLabelValues(a.Queue, admissionErrorStale).Inc()
 		c.unsend(pod.UID)
 	default:
 		// The outcome is unknown (timeout, API server busy): keep counting the
 		// pod as admitted until the informer says otherwise or it expires.
-		c.metrics.AdmissionErrors.WithLabelValues(a.Queue, "api").Inc()
+		c.metrics.AdmissionErrors.WithLabelValues(a.Queue, admissionErrorAPI).Inc()
 		logger.Error(err, "Removing the admission gate", "pod", klog.KObj(pod), "queue", a.Queue)
 		c.recorder.Eventf(pod, nil, corev1.EventTypeWarning, ReasonAdmitFailed, "Admit", "Removing the admission gate failed (%v); the queue retries", err)
 	}

@@ -56,7 +56,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 18),
 		}, []string{"queue"}),
 		AdmissionErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchyard_queue_admission_errors_total", Help: "Failed attempts to remove the admission gate, by queue and reason.",
+			Name: "switchyard_queue_admission_errors_total", Help: "Failed attempts to remove the admission gate, by queue and reason (stale: the pod changed under the removal; api: the API server did not answer).",
 		}, []string{"queue", "reason"}),
 		PatchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "switchyard_admission_latency_seconds",
@@ -66,4 +66,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.Pending, m.Admitted, m.Scheduled, m.Stranded, m.Overdue, m.AdmittedTimeouts, m.CycleSeconds, m.Admissions, m.WaitSeconds, m.AdmissionErrors, m.PatchSeconds)
 	return m
+}
+
+// Reasons of switchyard_queue_admission_errors_total.
+const (
+	// admissionErrorStale: the pod changed under the gate removal (a
+	// conflict or an invalid patch); it is looked at again.
+	admissionErrorStale = "stale"
+	// admissionErrorAPI: the API server did not answer the removal.
+	admissionErrorAPI = "api"
+)
+
+// initQueueCounters makes a queue's counters exist at zero from the moment
+// the queue is seen, so that increase() and rate() in alerts see the first
+// admission or error rather than a series that starts at one.
+func (m *Metrics) initQueueCounters(queue string) {
+	m.Admissions.WithLabelValues(queue)
+	m.AdmittedTimeouts.WithLabelValues(queue)
+	for _, reason := range []string{admissionErrorStale, admissionErrorAPI} {
+		m.AdmissionErrors.WithLabelValues(queue, reason)
+	}
 }

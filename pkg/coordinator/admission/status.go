@@ -3,11 +3,12 @@ package admission
 import (
 	"context"
 	"fmt"
-	corev1 "k8s.io/api/core/v1"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,6 +40,7 @@ func (c *Controller) syncStatus(ctx context.Context, name string) (time.Duration
 	c.metrics.Scheduled.WithLabelValues(name).Set(float64(desired.Scheduled))
 	c.metrics.Overdue.WithLabelValues(name).Set(float64(desired.Overdue))
 	c.metrics.Stranded.WithLabelValues(name).Set(float64(c.strandedCount(name)))
+	c.metrics.initQueueCounters(name)
 	if statusEqual(q.Status, desired) {
 		return 0, nil
 	}
@@ -66,6 +68,9 @@ func (c *Controller) forgetStatus(name string) {
 	c.metrics.Overdue.DeleteLabelValues(name)
 	c.metrics.AdmittedTimeouts.DeleteLabelValues(name)
 	c.metrics.Stranded.DeleteLabelValues(name)
+	c.metrics.Admissions.DeleteLabelValues(name)
+	c.metrics.WaitSeconds.DeleteLabelValues(name)
+	c.metrics.AdmissionErrors.DeletePartialMatch(prometheus.Labels{"queue": name})
 }
 
 // desiredStatus is q's status as the admission state and the routing table

@@ -70,6 +70,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// initQueue makes an external queue's counters exist at zero as soon as
+// the queue is seen, so that alerts on increase() count the first event.
+func (m *Metrics) initQueue(queue string) {
+	for _, c := range []*prometheus.CounterVec{m.Published, m.Republished, m.Errors, m.GaveUp} {
+		c.WithLabelValues(queue)
+	}
+}
+
 // Dispatcher publishes the admitted, unbound pods of external queues. It
 // is a workqueue controller keyed by pod: a pod event enqueues the pod, a
 // publication schedules the pod's next look with AddAfter at its queue's
@@ -140,6 +148,9 @@ func (d *Dispatcher) queueChanged(obj any) {
 	q, ok := reconcile.Object[*v1alpha1.Queue](obj)
 	if !ok {
 		return
+	}
+	if q.Spec.External != nil {
+		d.metrics.initQueue(q.Name)
 	}
 	objs, _ := d.pods.ByIndex(routing.QueueIndex, q.Name)
 	for _, obj := range objs {
