@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates deepcopy, conversion and defaulting functions, the typed clientset, listers and informers
 # and apply configurations (k8s.io/code-generator) and the CRD manifests (controller-gen) from the
-# types in pkg/apis, with the generators built from vendor/.
+# types in pkg/apis, with the generators built from vendor/. Also generates, for tests only, the
+# prometheus-operator CRDs the monitoring manifests need (PodMonitor, PrometheusRule), from the
+# vendored prometheus-operator API types, so that the test API server validates those manifests.
 # With --verify, checks that the committed files are current and changes nothing.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,14 +14,21 @@ MODULE=github.com/switchyard-sched/switchyard
 APIS=(./pkg/apis/switchyard/v1alpha1)
 # Plugin Args: internal and kubescheduler.config.k8s.io/v1 types.
 CONFIG_APIS=(./pkg/apis/config ./pkg/apis/config/v1)
-GENERATED=(pkg/generated manifests/crds pkg/apis/switchyard/v1alpha1/zz_generated.deepcopy.go
+MONITORING_CRDS=test/crds/monitoring.coreos.com
+GENERATED=(pkg/generated manifests/crds "${MONITORING_CRDS}" pkg/apis/switchyard/v1alpha1/zz_generated.deepcopy.go
   pkg/apis/config/zz_generated.deepcopy.go pkg/apis/config/v1/zz_generated.deepcopy.go
   pkg/apis/config/v1/zz_generated.conversion.go pkg/apis/config/v1/zz_generated.defaults.go)
 HEADER="${ROOT}/hack/boilerplate.go.txt"
 TOOLS="$(hack/build-tools.sh)"
 
+# clean removes what generate writes (manifests/crds keeps its kustomization.yaml).
+clean() {
+  rm -rf pkg/generated "${MONITORING_CRDS}"
+  rm -f manifests/crds/switchyard.io_*.yaml
+}
+
 generate() {
-  rm -rf pkg/generated manifests/crds
+  clean
   "${TOOLS}/deepcopy-gen" --go-header-file "${HEADER}" --output-file zz_generated.deepcopy.go "${APIS[@]}" "${CONFIG_APIS[@]}"
   "${TOOLS}/conversion-gen" --go-header-file "${HEADER}" --output-file zz_generated.conversion.go \
     --extra-peer-dirs k8s.io/apimachinery/pkg/apis/meta/v1 ./pkg/apis/config/v1
@@ -37,6 +46,12 @@ generate() {
     --listers-package "${MODULE}/pkg/generated/listers" \
     --output-pkg "${MODULE}/pkg/generated/informers" --output-dir pkg/generated/informers "${APIS[@]}"
   "${TOOLS}/controller-gen" crd paths=./pkg/apis/switchyard/... output:crd:dir=./manifests/crds
+  mkdir -p "${MONITORING_CRDS}"
+  "${TOOLS}/controller-gen" crd:maxDescLen=0 \
+    paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 \
+    output:crd:dir="./${MONITORING_CRDS}"
+  # Only the kinds the shipped manifests use.
+  find "${MONITORING_CRDS}" -name '*.yaml' ! -name '*_podmonitors.yaml' ! -name '*_prometheusrules.yaml' -delete
 }
 
 if [[ "${1:-}" == "--verify" ]]; then
@@ -52,7 +67,7 @@ if [[ "${1:-}" == "--verify" ]]; then
     fi
   done
   # Put the committed files back: verify changes nothing.
-  rm -rf pkg/generated manifests/crds
+  clean
   tar -xf "${snapshot}/committed.tar"
   exit "${status}"
 fi

@@ -42,7 +42,9 @@ func run(m *testing.M) int {
 	klog.SetOutput(logFile)
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), klog.Background()))
 	defer cancel()
-	cluster, err = localcluster.Start(ctx, localcluster.Options{})
+	// The Prometheus Operator's CRDs (generated from its vendored types) let
+	// the API server check the shipped PodMonitors and PrometheusRule.
+	cluster, err = localcluster.Start(ctx, localcluster.Options{CRDDirectoryPaths: []string{"manifests/crds", "test/crds/monitoring.coreos.com"}})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "starting the local control plane: %v (logs: %s)\n", err, logFile.Name())
 		return 1

@@ -1,8 +1,13 @@
 package integration
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -162,4 +167,59 @@ func assertRestrictedBut(t *testing.T, path string, pod *corev1.Pod, allowed ...
 		t.Errorf("%s: the pod meets restricted: its namespace need not be privileged", path)
 	}
 	t.Logf("%s: at restricted, only %v", path, violations)
+}
+
+// TestKustomizationsApplyServerSide renders the base and every overlay with
+// the kubectl built from vendor (which carries kustomize) and hands the
+// result to `kubectl apply --server-side --dry-run=server`, as a user
+// installing Switchyard with `kubectl apply -k` would. Namespaces are
+// created for real first: a dry-run cannot hold the objects inside them.
+func TestKustomizationsApplyServerSide(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	root, err := localcluster.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubectl := filepath.Join(cluster.ToolsDir, "kubectl")
+	for _, dir := range []string{"manifests/default", "manifests/overlays/external-queues", "manifests/overlays/monitoring", "manifests/overlays/full"} {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			rendered, err := exec.CommandContext(ctx, kubectl, "kustomize", filepath.Join(root, dir)).Output()
+			if err != nil {
+				t.Fatalf("kubectl kustomize %s: %v: %s", dir, err, stderrOf(err))
+			}
+			objs, err := localcluster.DecodeObjects(rendered)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kinds := map[string]int{}
+			for _, obj := range objs {
+				kinds[obj.GetKind()]++
+				if obj.GetKind() == "Namespace" {
+					if err := cluster.CreateNamespace(ctx, obj.GetName()); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			cmd := exec.CommandContext(ctx, kubectl, "apply", "--kubeconfig", cluster.KubeconfigPath, "--server-side", "--dry-run=server",
+				"--force-conflicts", "--field-manager=switchyard-install-test", "-f", "-")
+			cmd.Stdin = bytes.NewReader(rendered)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("kubectl apply --server-side --dry-run=server -k %s: %v\n%s", dir, err, out)
+			}
+			if applied := strings.Count(string(out), "(server dry run)"); applied != len(objs) {
+				t.Errorf("kubectl applied %d of the %d objects of %s:\n%s", applied, len(objs), dir, out)
+			}
+			t.Logf("%s: %d objects pass a server-side dry-run apply: %v", dir, len(objs), kinds)
+		})
+	}
+}
+
+// stderrOf is what a failed command wrote to stderr, when exec kept it.
+func stderrOf(err error) string {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return string(exit.Stderr)
+	}
+	return ""
 }

@@ -26,6 +26,8 @@ type Manifest struct {
 
 // LoadManifests reads every object of every YAML file below dir (relative
 // to the repository root), in file-name order, then document order.
+// Kustomize's own files (kustomization.yaml) are not objects and are left
+// out.
 func LoadManifests(dir string) ([]Manifest, error) {
 	root, err := RepoRoot()
 	if err != nil {
@@ -35,6 +37,9 @@ func LoadManifests(dir string) ([]Manifest, error) {
 	err = filepath.WalkDir(filepath.Join(root, dir), func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !(strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
 			return err
+		}
+		if d.Name() == "kustomization.yaml" {
+			return nil
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
