@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -233,6 +234,12 @@ func TestAgentResizesPods(t *testing.T) {
 // stops both (the load first: it writes into the test's TempDir, which
 // must outlive it).
 func runAgent(ctx context.Context, t *testing.T, fake *fakeNodeCgroups, node string, p guardian.Policy) (stop func()) {
+	return runAgentWith(ctx, t, fake, node, p, nil)
+}
+
+// runAgentWith is runAgent with the agent's metrics in reg (a new registry
+// when nil).
+func runAgentWith(ctx context.Context, t *testing.T, fake *fakeNodeCgroups, node string, p guardian.Policy, reg *prometheus.Registry) (stop func()) {
 	sy := switchyardClient(t)
 	actx, cancel := context.WithCancel(ctx)
 	ticking := make(chan struct{})
@@ -246,7 +253,7 @@ func runAgent(ctx context.Context, t *testing.T, fake *fakeNodeCgroups, node str
 	done := make(chan error, 1)
 	go func() {
 		done <- agent.Run(actx, agent.RunOptions{Client: cluster.Client, Switchyard: sy, Node: node, CgroupRoot: fake.root, Driver: cgroup.Systemd,
-			Actuator: "resize", Options: agent.Options{SampleInterval: 50 * time.Millisecond, Policy: p}, ReportInterval: 300 * time.Millisecond})
+			Actuator: "resize", Options: agent.Options{SampleInterval: 50 * time.Millisecond, Policy: p}, ReportInterval: 300 * time.Millisecond, Registry: reg})
 	}()
 	return func() {
 		cancel()

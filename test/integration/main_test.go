@@ -24,6 +24,8 @@ var (
 	// coordinator is the running switchyard-coordinator; tests that restart
 	// it replace it.
 	coordinator *localcluster.RunningCoordinator
+	// scheduler is the switchyard-scheduler every test's pods go to.
+	scheduler *localcluster.RunningScheduler
 )
 
 func TestMain(m *testing.M) {
@@ -65,7 +67,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	// Upstream's default client QPS (50) would cap binds at about 50/s.
-	scheduler, err := cluster.StartScheduler(ctx, localcluster.SchedulerOptions{Config: config, QPS: 300, Burst: 600})
+	scheduler, err = cluster.StartScheduler(ctx, localcluster.SchedulerOptions{Config: config, QPS: 300, Burst: 600})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "starting switchyard-scheduler: %v (logs: %s)\n", err, logFile.Name())
 		return 1

@@ -36,6 +36,8 @@ type SchedulerOptions struct {
 type RunningScheduler struct {
 	// HealthzURL is the scheduler's secure /healthz endpoint.
 	HealthzURL string
+	// MetricsURL is its secure /metrics endpoint.
+	MetricsURL string
 	cancel     context.CancelFunc
 	done       chan struct{}
 	err        atomic.Value
@@ -67,8 +69,12 @@ func (c *Cluster) StartScheduler(ctx context.Context, opts SchedulerOptions) (*R
 	o.ConfigFile = configPath
 	o.SecureServing.BindAddress = net.ParseIP("127.0.0.1")
 	o.SecureServing.BindPort = port
-	// No delegated authentication: envtest's API server has no request-header
-	// CA, and /healthz, /livez and /readyz are always allowed anyway.
+	// Delegated authentication and authorization against this cluster, as
+	// in production: /metrics answers a bearer token the API server's
+	// TokenReview accepts and whose SubjectAccessReview allows get
+	// /metrics; /healthz, /livez and /readyz are always allowed.
+	o.Authentication.RemoteKubeConfigFile = c.KubeconfigPath
+	o.Authorization.RemoteKubeConfigFile = c.KubeconfigPath
 	var plugins []app.Option
 	if !opts.Upstream {
 		plugins = registry.Options()
@@ -81,6 +87,7 @@ func (c *Cluster) StartScheduler(ctx context.Context, opts SchedulerOptions) (*R
 	}
 	s := &RunningScheduler{
 		HealthzURL: fmt.Sprintf("https://127.0.0.1:%d/healthz", port),
+		MetricsURL: fmt.Sprintf("https://127.0.0.1:%d/metrics", port),
 		cancel:     cancel,
 		done:       make(chan struct{}),
 	}

@@ -8,6 +8,7 @@ package promtest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -154,4 +155,38 @@ func Promtool(dir string, args ...string) (string, error) {
 		return string(out), fmt.Errorf("promtool %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out), nil
+}
+
+// CheckMetrics lints a /metrics exposition with `promtool check metrics`
+// (naming, units, help texts), keeping only the families whose names start
+// with prefix: a component's own, not the libraries' it embeds. It returns
+// promtool's findings; an empty string means none.
+func CheckMetrics(exposition []byte, prefix string) (string, error) {
+	bin, err := Tool("promtool")
+	if err != nil {
+		return "", err
+	}
+	var kept bytes.Buffer
+	for _, line := range strings.SplitAfter(string(exposition), "\n") {
+		name := line
+		if rest, ok := strings.CutPrefix(line, "# HELP "); ok {
+			name = rest
+		} else if rest, ok := strings.CutPrefix(line, "# TYPE "); ok {
+			name = rest
+		}
+		if strings.HasPrefix(name, prefix) {
+			kept.WriteString(line)
+		}
+	}
+	if kept.Len() == 0 {
+		return "", fmt.Errorf("no metric named %s* in the exposition", prefix)
+	}
+	cmd := exec.Command(bin, "check", "metrics")
+	cmd.Stdin = &kept
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && len(out) > 0 {
+		return string(out), nil // lint findings
+	}
+	return string(out), err
 }
