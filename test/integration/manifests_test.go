@@ -2,20 +2,27 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/klog/v2/ktesting"
 	psapi "k8s.io/pod-security-admission/api"
 	psapolicy "k8s.io/pod-security-admission/policy"
@@ -222,4 +229,136 @@ func stderrOf(err error) string {
 		return string(exit.Stderr)
 	}
 	return ""
+}
+
+// TestQueueCRDUpgrade rolls the Queue CRD forward as an upgrade does (CRD
+// first, then components): Queues written by the previous version, spec
+// and status, are stored under its CRD; then this version's CRD replaces
+// it, and every stored Queue must still take an update of its spec and of
+// its status, and the previous version's manifests must still create. The
+// CRDs are installed under a group of their own (upgrade.switchyard.io),
+// so the Queue CRD the other tests use is not touched. (The API server
+// applies a CRD update a moment after accepting it; an update that raced
+// it would be checked against the previous schema, which can only make
+// this test pass wrongly, never fail.)
+func TestQueueCRDUpgrade(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	const group = "upgrade.switchyard.io"
+	dyn, err := dynamic.NewForConfig(cluster.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crds := dyn.Resource(apiextensionsv1.SchemeGroupVersion.WithResource("customresourcedefinitions"))
+	queues := dyn.Resource(schema.GroupVersionResource{Group: group, Version: "v1alpha1", Resource: "queues"})
+	readCRD := func(path string) *unstructured.Unstructured {
+		t.Helper()
+		root, err := localcluster.RepoRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(filepath.Join(root, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := localcluster.DecodeObjects(data)
+		if err != nil || len(objs) != 1 {
+			t.Fatalf("%s: %d objects, %v", path, len(objs), err)
+		}
+		crd := objs[0]
+		crd.SetName("queues." + group)
+		if err := unstructured.SetNestedField(crd.Object, group, "spec", "group"); err != nil {
+			t.Fatal(err)
+		}
+		// Short names and categories would clash with the real Queue CRD's.
+		unstructured.RemoveNestedField(crd.Object, "spec", "names", "shortNames")
+		unstructured.RemoveNestedField(crd.Object, "spec", "names", "categories")
+		return crd
+	}
+	established := func() {
+		t.Helper()
+		if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			live, err := crds.Get(ctx, "queues."+group, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			conditions, _, _ := unstructured.NestedSlice(live.Object, "status", "conditions")
+			for _, c := range conditions {
+				if c, ok := c.(map[string]any); ok && c["type"] == "Established" && c["status"] == "True" {
+					return true, nil
+				}
+			}
+			return false, nil
+		}); err != nil {
+			t.Fatalf("CRD queues.%s not established: %v", group, err)
+		}
+	}
+
+	previous := readCRD("test/integration/testdata/upgrade/previous-queues-crd.yaml")
+	if _, err := crds.Create(ctx, previous, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = crds.Delete(context.Background(), "queues."+group, metav1.DeleteOptions{}) })
+	established()
+	written, err := localcluster.LoadManifests("test/integration/testdata/upgrade/previous-queues.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objects []*unstructured.Unstructured
+	for _, m := range written {
+		obj := m.Object
+		obj.SetAPIVersion(group + "/v1alpha1")
+		objects = append(objects, obj.DeepCopy())
+		created, err := queues.Create(ctx, obj, metav1.CreateOptions{FieldValidation: "Strict"})
+		if err != nil {
+			t.Fatalf("the previous CRD refuses Queue %s as the previous version wrote it: %v", obj.GetName(), err)
+		}
+		if status, ok := obj.Object["status"]; ok {
+			created.Object["status"] = status
+			if _, err := queues.UpdateStatus(ctx, created, metav1.UpdateOptions{FieldValidation: "Strict"}); err != nil {
+				t.Fatalf("the previous CRD refuses the status of Queue %s: %v", obj.GetName(), err)
+			}
+		}
+	}
+
+	current := readCRD("manifests/crds/switchyard.io_queues.yaml")
+	live, err := crds.Get(ctx, "queues."+group, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	current.SetResourceVersion(live.GetResourceVersion())
+	if _, err := crds.Update(ctx, current, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("this version's Queue CRD cannot replace the previous one: %v", err)
+	}
+	established()
+	for _, obj := range objects {
+		name := obj.GetName()
+		stored, err := queues.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		labels := stored.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels["switchyard.io/upgraded"] = "true"
+		stored.SetLabels(labels)
+		updated, err := queues.Update(ctx, stored, metav1.UpdateOptions{FieldValidation: "Strict"})
+		if err != nil {
+			t.Errorf("after the upgrade, Queue %s as the previous version stored it takes no update: %v", name, err)
+			continue
+		}
+		if _, ok := obj.Object["status"]; ok {
+			if _, err := queues.UpdateStatus(ctx, updated, metav1.UpdateOptions{FieldValidation: "Strict"}); err != nil {
+				t.Errorf("after the upgrade, the status of Queue %s takes no update: %v", name, err)
+			}
+		}
+		again := obj.DeepCopy()
+		again.SetName(name + "-again")
+		if _, err := queues.Create(ctx, again, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldValidation: "Strict"}); err != nil {
+			t.Errorf("this version's CRD refuses Queue %s as the previous version wrote it: %v", name, err)
+		}
+	}
+	if !t.Failed() {
+		t.Logf("%d Queues written by the previous version survive the CRD upgrade", len(objects))
+	}
 }
