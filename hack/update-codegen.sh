@@ -3,7 +3,8 @@
 # and apply configurations (k8s.io/code-generator) and the CRD manifests (controller-gen) from the
 # types in pkg/apis, with the generators built from vendor/. Also generates, for tests only, the
 # prometheus-operator CRDs the monitoring manifests need (PodMonitor, PrometheusRule), from the
-# vendored prometheus-operator API types, so that the test API server validates those manifests.
+# vendored prometheus-operator API types, so that the test API server validates those manifests,
+# and the metrics reference docs/metrics.md (hack/metricsdoc).
 # With --verify, checks that the committed files are current and changes nothing.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,7 +16,7 @@ APIS=(./pkg/apis/switchyard/v1alpha1)
 # Plugin Args: internal and kubescheduler.config.k8s.io/v1 types.
 CONFIG_APIS=(./pkg/apis/config ./pkg/apis/config/v1)
 MONITORING_CRDS=test/crds/monitoring.coreos.com
-GENERATED=(pkg/generated manifests/crds "${MONITORING_CRDS}" pkg/apis/switchyard/v1alpha1/zz_generated.deepcopy.go
+GENERATED=(pkg/generated manifests/crds "${MONITORING_CRDS}" docs/metrics.md pkg/apis/switchyard/v1alpha1/zz_generated.deepcopy.go
   pkg/apis/config/zz_generated.deepcopy.go pkg/apis/config/v1/zz_generated.deepcopy.go
   pkg/apis/config/v1/zz_generated.conversion.go pkg/apis/config/v1/zz_generated.defaults.go)
 HEADER="${ROOT}/hack/boilerplate.go.txt"
@@ -23,7 +24,7 @@ TOOLS="$(hack/build-tools.sh)"
 
 # clean removes what generate writes (manifests/crds keeps its kustomization.yaml).
 clean() {
-  rm -rf pkg/generated "${MONITORING_CRDS}"
+  rm -rf pkg/generated "${MONITORING_CRDS}" docs/metrics.md
   rm -f manifests/crds/switchyard.io_*.yaml
 }
 
@@ -52,6 +53,8 @@ generate() {
     output:crd:dir="./${MONITORING_CRDS}"
   # Only the kinds the shipped manifests use.
   find "${MONITORING_CRDS}" -name '*.yaml' ! -name '*_podmonitors.yaml' ! -name '*_prometheusrules.yaml' -delete
+  # The metrics reference, from the components' metric definitions.
+  go run ./hack/metricsdoc > docs/metrics.md
 }
 
 if [[ "${1:-}" == "--verify" ]]; then

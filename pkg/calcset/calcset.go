@@ -74,7 +74,7 @@ func New(_ context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error
 		return nil, err
 	}
 	registerMetrics()
-	initProfileMetrics(h.ProfileName())
+	InitProfileMetrics(h.ProfileName())
 	return &CalcSet{
 		handle:        h,
 		args:          args,

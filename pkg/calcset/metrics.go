@@ -33,7 +33,7 @@ var (
 
 func registerMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(setsWaiting, setsScheduled, timeToComplete, setsRejected)
+		legacyregistry.MustRegister(Metrics()...)
 	})
 }
 
@@ -44,12 +44,19 @@ const (
 	rejectedMisfit     = "misfit"
 )
 
-// initProfileMetrics makes a profile's series exist at zero from the
+// Metrics are the plugin's metrics, for a registry other than the
+// scheduler's (the generated metrics reference).
+func Metrics() []metrics.Registerable {
+	return []metrics.Registerable{setsWaiting, setsScheduled, timeToComplete, setsRejected}
+}
+
+// InitProfileMetrics makes a profile's series exist at zero from the
 // start, so that dashboards show the profile and alerts on increase()
-// count its first rejection.
-func initProfileMetrics(profile string) {
+// count its first rejection. The plugin calls it for its profile.
+func InitProfileMetrics(profile string) {
 	setsWaiting.WithLabelValues(profile)
 	setsScheduled.WithLabelValues(profile)
+	timeToComplete.WithLabelValues(profile)
 	for _, reason := range []string{rejectedTimeout, rejectedMemberLost, rejectedMisfit} {
 		setsRejected.WithLabelValues(profile, reason)
 	}

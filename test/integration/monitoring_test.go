@@ -186,9 +186,25 @@ func TestPrometheusScrapesEveryComponent(t *testing.T) {
 	}
 	t.Logf("%d targets up, %d rules evaluated, %d dashboard queries answered", len(targets), evaluated, len(panels))
 
-	// promtool's lint on each component's own metrics.
+	// promtool's lint on each component's own metrics, and each of them in
+	// the generated reference.
+	root, err := localcluster.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reference, err := os.ReadFile(filepath.Join(root, "docs", "metrics.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tg := range targets {
 		body := fetchMetrics(t, tg.URL, tg.BearerTokenFile)
+		for _, line := range strings.Split(string(body), "\n") {
+			fields := strings.Fields(line)
+			if len(fields) >= 3 && fields[0] == "#" && fields[1] == "TYPE" && strings.HasPrefix(fields[2], "switchyard_") &&
+				!strings.Contains(string(reference), "| `"+fields[2]+"` |") {
+				t.Errorf("%s serves %s, which docs/metrics.md does not document (run hack/update-codegen.sh)", tg.Job, fields[2])
+			}
+		}
 		findings, err := promtest.CheckMetrics(body, "switchyard_")
 		if err != nil && !(tg.Job == "switchyard-system/switchyard-scheduler" && strings.Contains(err.Error(), "no metric")) {
 			t.Errorf("%s: %v", tg.Job, err)

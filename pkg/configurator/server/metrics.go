@@ -13,6 +13,10 @@ type metrics struct {
 	refused         *prometheus.CounterVec
 }
 
+// RegisterMetrics registers the configurator's metrics with reg, for a
+// registry other than a running server's (the generated metrics reference).
+func RegisterMetrics(reg prometheus.Registerer) { newMetrics(reg) }
+
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		replicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{
