@@ -28,6 +28,7 @@ import (
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/admission"
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/decisions"
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/dispatch"
+	"github.com/switchyard-sched/switchyard/pkg/coordinator/reconcile"
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/routing"
 	"github.com/switchyard-sched/switchyard/pkg/shortjob"
 )
@@ -57,6 +58,7 @@ func components() ([]Component, error) {
 			dispatch.NewMetrics(r)
 			decisions.NewMetrics(r)
 			broker.NewMetrics(r)
+			reconcile.NewWorkqueueMetrics(r)
 		}},
 		{"switchyard-shortjob", "`:8080/metrics` (HTTP)", func(r prometheus.Registerer) {
 			shortjob.NewMetrics(r)

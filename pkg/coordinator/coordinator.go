@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/yaml"
 
@@ -32,6 +33,7 @@ import (
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/admission"
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/decisions"
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/dispatch"
+	"github.com/switchyard-sched/switchyard/pkg/coordinator/reconcile"
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/routing"
 	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
 	syinformers "github.com/switchyard-sched/switchyard/pkg/generated/informers/externalversions"
@@ -135,6 +137,10 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		// The process's own registry: client-go's workqueue metrics of every
+		// loop go to it (a process takes one provider; tests that pass their
+		// own registries run several coordinators and do without).
+		workqueue.SetProvider(reconcile.NewWorkqueueMetrics(reg))
 	}
 	metrics := controllerMetrics{admission.NewMetrics(reg), routing.NewMetrics(reg), dispatch.NewMetrics(reg), decisions.NewMetrics(reg)}
 	// The broker is optional at run time too: the coordinator starts (and
