@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -83,12 +82,7 @@ func (f *configuratorFlags) call(ctx context.Context, method, path string, in, o
 func addConfiguratorCommands(root *cobra.Command, streams genericiooptions.IOStreams) {
 	var flags configuratorFlags
 	var output string
-	checkOutput := func() error {
-		if output != "" && output != "json" {
-			return fmt.Errorf("--output must be json, not %q", output)
-		}
-		return nil
-	}
+	checkOutput := func() error { return checkOutputFormat(output) }
 	services := &cobra.Command{
 		Use:   "services",
 		Short: "Services registered with switchyard-configurator: replicas by state and configuration version",
@@ -220,7 +214,7 @@ func addConfiguratorCommands(root *cobra.Command, streams genericiooptions.IOStr
 		c.Flags().IntVar(&pod, "pod", 0, "pod number")
 	}
 	for _, c := range []*cobra.Command{services, pods, get, status} {
-		c.Flags().StringVarP(&output, "output", "o", "", "output format: json")
+		addOutputFlag(c, &output)
 	}
 	config.AddCommand(get, set, status, schema)
 	for _, c := range []*cobra.Command{services, pods, config} {
@@ -281,8 +275,8 @@ func stragglers(st configurator.RolloutStatus) string {
 
 // PrintRollout writes a rollout's state and its stragglers (or JSON).
 func PrintRollout(w io.Writer, st configurator.RolloutStatus, output string) error {
-	if output == "json" {
-		return printJSON(w, st)
+	if done, err := printStructured(w, output, st); done {
+		return err
 	}
 	fmt.Fprintf(w, "%s: %d/%d healthy replicas at version %d (%d registered)\n", st.Service, st.Current, st.Healthy, st.Version, st.Replicas)
 	if len(st.Stragglers) == 0 {
@@ -296,16 +290,10 @@ func PrintRollout(w io.Writer, st configurator.RolloutStatus, output string) err
 	return tw.Flush()
 }
 
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 // PrintServices writes the services table (or JSON).
 func PrintServices(w io.Writer, services []configurator.ServiceInfo, output string) error {
-	if output == "json" {
-		return printJSON(w, services)
+	if done, err := printStructured(w, output, services); done {
+		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tREPLICAS\tHEALTHY\tPRUNED\tVERSION")
@@ -318,21 +306,29 @@ func PrintServices(w io.Writer, services []configurator.ServiceInfo, output stri
 // PrintReplicas writes a service's replicas (or JSON), by pod number.
 func PrintReplicas(w io.Writer, replicas []configurator.ReplicaInfo, output string, now time.Time) error {
 	sort.Slice(replicas, func(i, j int) bool { return replicas[i].PodNumber < replicas[j].PodNumber })
-	if output == "json" {
-		return printJSON(w, replicas)
+	if done, err := printStructured(w, output, replicas); done {
+		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "POD#\tPOD\tSTATE\tFAILURES\tLAST SEEN\tAPPLIED\tWANTS")
+	header := "POD#\tPOD\tSTATE\tFAILURES\tLAST SEEN\tAPPLIED\tWANTS"
+	if output == outputWide {
+		header += "\tADDRESS\tEPOCH"
+	}
+	fmt.Fprintln(tw, header)
 	for _, r := range replicas {
-		fmt.Fprintf(tw, "%d\t%s/%s\t%s\t%d\t%s ago\t%d\t%d\n", r.PodNumber, r.Namespace, r.Pod, r.State, r.Failures, duration.HumanDuration(now.Sub(r.LastSeen)), r.AppliedVersion, r.WantVersion)
+		fmt.Fprintf(tw, "%d\t%s/%s\t%s\t%d\t%s ago\t%d\t%d", r.PodNumber, r.Namespace, r.Pod, r.State, r.Failures, duration.HumanDuration(now.Sub(r.LastSeen)), r.AppliedVersion, r.WantVersion)
+		if output == outputWide {
+			fmt.Fprintf(tw, "\t%s\t%s", r.Address, r.AppliedEpoch)
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }
 
 // PrintConfig writes keys and values (or JSON) at a version.
 func PrintConfig(w io.Writer, version int64, values map[string]string, output string) error {
-	if output == "json" {
-		return printJSON(w, map[string]any{"version": version, "values": values})
+	if done, err := printStructured(w, output, map[string]any{"version": version, "values": values}); done {
+		return err
 	}
 	keys := make([]string, 0, len(values))
 	for k := range values {

@@ -34,7 +34,8 @@ func newExplainCommand(flags *genericclioptions.ConfigFlags, streams genericioop
 		Long: "explain reads what your own credentials may read (the pod, its Events, its Queue) and says where\n" +
 			"the pod stands: routed to which queue and profile, waiting for admission and held by which limit,\n" +
 			"admitted (when, by which rule) and, if still unbound, the scheduler's last failure.",
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completePods(flags),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			namespace, name := "", args[0]
 			if ns, pod, found := strings.Cut(args[0], "/"); found {
@@ -61,6 +62,9 @@ func newExplainCommand(flags *genericclioptions.ConfigFlags, streams genericioop
 			}
 			ctx := cmd.Context()
 			pod, err := client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return fmt.Errorf("pod %s not found in namespace %s: name it as NAMESPACE/POD or pass -n NAMESPACE", name, namespace)
+			}
 			if err != nil {
 				return err
 			}
@@ -200,4 +204,37 @@ func eventTime(e *corev1.Event) time.Time {
 		return e.LastTimestamp.Time
 	}
 	return e.CreationTimestamp.Time
+}
+
+// completePods completes pod names in the namespace of -n (or the
+// kubeconfig's), as kubectl does.
+func completePods(flags *genericclioptions.ConfigFlags) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		namespace, _, err := flags.ToRawKubeConfigLoader().Namespace()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		config, err := flags.ToRESTConfig()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		client, err := kubernetes.NewForConfig(config)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		pods, err := client.CoreV1().Pods(namespace).List(cmd.Context(), metav1.ListOptions{})
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		var names []string
+		for _, p := range pods.Items {
+			if strings.HasPrefix(p.Name, toComplete) {
+				names = append(names, p.Name)
+			}
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	}
 }

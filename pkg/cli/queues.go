@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -27,8 +26,8 @@ func newQueuesCommand(flags *genericclioptions.ConfigFlags, streams genericioopt
 		Short: "Per-queue table of pending, admitted and scheduled pods and the oldest waiting pod",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "" && output != "json" && output != "wide" {
-				return fmt.Errorf("--output must be json or wide, not %q", output)
+			if err := checkOutputFormat(output); err != nil {
+				return err
 			}
 			config, err := flags.ToRESTConfig()
 			if err != nil {
@@ -45,17 +44,15 @@ func newQueuesCommand(flags *genericclioptions.ConfigFlags, streams genericioopt
 			return PrintQueues(streams.Out, list.Items, output, time.Now())
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or wide")
+	addOutputFlag(cmd, &output)
 	return cmd
 }
 
 // PrintQueues writes the queues as a table (or JSON), default queue marked.
 func PrintQueues(w io.Writer, queues []v1alpha1.Queue, output string, now time.Time) error {
 	sort.Slice(queues, func(i, j int) bool { return queues[i].Name < queues[j].Name })
-	if output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(queues)
+	if done, err := printStructured(w, output, queues); done {
+		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	header := "QUEUE\tPROFILE\tPENDING\tADMITTED\tSCHEDULED\tOLDEST WAITING\tREADY"

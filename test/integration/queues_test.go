@@ -734,3 +734,29 @@ func TestExplainHeldPod(t *testing.T) {
 		}
 	}
 }
+
+// TestCLIVersionAndErrors: `kubectl switchyard version` reads the real API
+// server's version and sees Switchyard's API served; explain of a missing
+// pod says how to name one.
+func TestCLIVersionAndErrors(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		cmd := cli.NewCommand(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out})
+		cmd.SetArgs(append(args, "--kubeconfig", cluster.KubeconfigPath))
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		err := cmd.ExecuteContext(ctx)
+		return out.String(), err
+	}
+	out, err := run("version")
+	// The API server built from vendor/ carries no release version stamp
+	// (v0.0.0-master): check the shape, not the number.
+	if err != nil || !strings.Contains(out, "Server: Kubernetes v") || !strings.Contains(out, ", Switchyard API switchyard.io/v1alpha1") {
+		t.Errorf("kubectl switchyard version: %v\n%s", err, out)
+	}
+	t.Logf("$ kubectl switchyard version\n%s", out)
+	if _, err := run("explain", "default/no-such-pod"); err == nil || !strings.Contains(err.Error(), "name it as NAMESPACE/POD or pass -n NAMESPACE") {
+		t.Errorf("explain of a missing pod: %v, want a hint", err)
+	}
+}
