@@ -47,12 +47,22 @@ const (
 	OutcomeMalformed = "malformed"
 )
 
+// Where a message's pod was read, the label of the lookups metric.
+const (
+	// LookupInformer: the informer held the pod.
+	LookupInformer = "informer"
+	// LookupAPI: it did not (yet); one GET.
+	LookupAPI = "api"
+)
+
 // Metrics of the short-job scheduler.
 type Metrics struct {
 	Handled     *prometheus.CounterVec
 	BindSeconds prometheus.Histogram
 	// QueueToBind is from the pod's creation to its bind.
 	QueueToBind prometheus.Histogram
+	// Lookups counts where pods were read.
+	Lookups *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -67,9 +77,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		QueueToBind: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "switchyard_shortjob_create_to_bind_seconds", Help: "From pod creation to its bind by this scheduler.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
 		}),
+		Lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_shortjob_pod_lookups_total", Help: "Pods of messages read from the informer (no API call) or, when it did not hold them yet, from the API server, by source (informer, api).",
+		}, []string{"source"}),
+	}
+	for _, source := range []string{LookupInformer, LookupAPI} {
+		m.Lookups.WithLabelValues(source)
 	}
 	if reg != nil {
-		reg.MustRegister(m.Handled, m.BindSeconds, m.QueueToBind)
+		reg.MustRegister(m.Handled, m.BindSeconds, m.QueueToBind, m.Lookups)
 	}
 	return m
 }
@@ -85,34 +101,35 @@ type Scheduler struct {
 	// placing serialises choosing a node and assuming the pod there, so
 	// concurrent handlers never give the same room twice.
 	placing sync.Mutex
-	mu      sync.Mutex
-	// assumed are this replica's binds the informer has not shown yet, so
-	// that two binds in a row see each other's requests.
-	assumed map[types.UID]assumedPod
+	// usage is what each node's pods hold, kept from pod events, with this
+	// replica's binds the informer has not shown yet.
+	usage *usage
 }
-
-type assumedPod struct {
-	node     string
-	requests corev1.ResourceList
-	at       time.Time
-}
-
-// nodeIndex indexes bound pods by node name.
-const nodeIndex = "spec.nodeName"
 
 // New wires the scheduler to informers the caller starts afterwards.
 func New(client kubernetes.Interface, nodes corelisters.NodeLister, pods cache.SharedIndexInformer, recorder events.EventRecorder, metrics *Metrics) (*Scheduler, error) {
-	if _, exists := pods.GetIndexer().GetIndexers()[nodeIndex]; !exists {
-		if err := pods.AddIndexers(cache.Indexers{nodeIndex: func(obj any) ([]string, error) {
-			if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {
-				return []string{p.Spec.NodeName}, nil
+	s := &Scheduler{client: client, nodes: nodes, pods: pods.GetIndexer(), recorder: recorder, metrics: metrics, usage: newUsage()}
+	if _, err := pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { s.podChanged(obj) },
+		UpdateFunc: func(_, obj any) { s.podChanged(obj) },
+		DeleteFunc: func(obj any) {
+			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = tomb.Obj
 			}
-			return nil, nil
-		}}); err != nil {
-			return nil, err
-		}
+			if p, ok := obj.(*corev1.Pod); ok {
+				s.usage.forgetPod(p.UID)
+			}
+		},
+	}); err != nil {
+		return nil, err
 	}
-	return &Scheduler{client: client, nodes: nodes, pods: pods.GetIndexer(), recorder: recorder, metrics: metrics, assumed: map[types.UID]assumedPod{}}, nil
+	return s, nil
+}
+
+func (s *Scheduler) podChanged(obj any) {
+	if p, ok := obj.(*corev1.Pod); ok {
+		s.usage.observe(p)
+	}
 }
 
 // Run consumes the queue until ctx ends. Several replicas may consume the
@@ -145,9 +162,7 @@ func (s *Scheduler) handle(ctx context.Context, d broker.Delivery) error {
 		s.metrics.Handled.WithLabelValues(OutcomeMalformed).Inc()
 		return broker.Permanent(err)
 	}
-	// The API server, not the cache: the message may be newer than the
-	// informer, and a stale "unbound" would cause a pointless bind.
-	pod, err := s.client.CoreV1().Pods(msg.Namespace).Get(ctx, msg.Name, metav1.GetOptions{})
+	pod, err := s.lookup(ctx, msg)
 	switch {
 	case apierrors.IsNotFound(err) || (err == nil && pod.UID != msg.UID):
 		s.metrics.Handled.WithLabelValues(OutcomeDeleted).Inc()
@@ -167,11 +182,9 @@ func (s *Scheduler) handle(ctx context.Context, d broker.Delivery) error {
 	}
 	requests := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
 	s.placing.Lock()
-	node, why := s.pick(logger, pod, requests)
+	node, why := s.pick(logger, pod, chargeOf("", requests).milli)
 	if node != "" {
-		s.mu.Lock()
-		s.assumed[pod.UID] = assumedPod{node: node, requests: requests, at: time.Now()}
-		s.mu.Unlock()
+		s.usage.assume(pod.UID, node, requests, time.Now())
 	}
 	s.placing.Unlock()
 	if node == "" {
@@ -207,21 +220,33 @@ func (s *Scheduler) handle(ctx context.Context, d broker.Delivery) error {
 	}
 }
 
-func (s *Scheduler) forget(uid types.UID) {
-	s.mu.Lock()
-	delete(s.assumed, uid)
-	s.mu.Unlock()
+func (s *Scheduler) forget(uid types.UID) { s.usage.unassume(uid) }
+
+// lookup finds the message's pod: in the informer when it holds this pod
+// (its UID), from the API server otherwise (the message may be newer than
+// the informer). An informer copy that is stale shows "unbound" for a pod
+// just bound elsewhere; the bind then fails with a conflict, which is
+// counted as a lost race, as a second replica's would be.
+func (s *Scheduler) lookup(ctx context.Context, msg dispatch.PodMessage) (*corev1.Pod, error) {
+	if obj, exists, err := s.pods.GetByKey(msg.Namespace + "/" + msg.Name); err == nil && exists {
+		if p, ok := obj.(*corev1.Pod); ok && p.UID == msg.UID {
+			s.metrics.Lookups.WithLabelValues(LookupInformer).Inc()
+			return p, nil
+		}
+	}
+	s.metrics.Lookups.WithLabelValues(LookupAPI).Inc()
+	return s.client.CoreV1().Pods(msg.Namespace).Get(ctx, msg.Name, metav1.GetOptions{})
 }
 
 // pick returns the fitting node with the most free CPU, or "" and why none
-// fits.
-func (s *Scheduler) pick(logger klog.Logger, pod *corev1.Pod, requests corev1.ResourceList) (string, string) {
+// fits. want is the pod's requests in milli-units.
+func (s *Scheduler) pick(logger klog.Logger, pod *corev1.Pod, want map[corev1.ResourceName]int64) (string, string) {
 	nodes, err := s.nodes.List(labels.Everything())
 	if err != nil || len(nodes) == 0 {
 		return "", "no nodes"
 	}
+	s.usage.expire(time.Now())
 	affinity := nodeaffinity.GetRequiredNodeAffinity(pod)
-	used := s.usage()
 	best, bestFree := "", int64(-1)
 	reasons := map[string]int{}
 	for _, node := range nodes {
@@ -239,82 +264,19 @@ func (s *Scheduler) pick(logger klog.Logger, pod *corev1.Pod, requests corev1.Re
 			reasons["untolerated taint"]++
 			continue
 		}
-		u := used[node.Name]
-		alloc := node.Status.Allocatable
-		free := func(name corev1.ResourceName) int64 {
-			q := alloc[name]
-			have := q.MilliValue()
-			if r, ok := u.requests[name]; ok {
-				have -= r.MilliValue()
-			}
-			return have
-		}
-		fits := u.pods+1 <= alloc.Pods().Value()
-		for name, want := range requests {
-			if _, known := alloc[name]; !known && !want.IsZero() {
-				fits = false
-			} else if free(name) < want.MilliValue() {
-				fits = false
-			}
-		}
+		fits, free := s.usage.fit(node, want)
 		if !fits {
 			reasons["insufficient resources"]++
 			continue
 		}
-		if f := free(corev1.ResourceCPU); f > bestFree {
-			best, bestFree = node.Name, f
+		if free > bestFree {
+			best, bestFree = node.Name, free
 		}
 	}
 	if best == "" {
 		return "", fmt.Sprint(reasons)
 	}
 	return best, ""
-}
-
-type nodeUsage struct {
-	requests corev1.ResourceList
-	pods     int64
-}
-
-// usage sums the requests of non-terminal pods per node, the informer's
-// view plus this replica's recent binds it does not show yet.
-func (s *Scheduler) usage() map[string]nodeUsage {
-	out := map[string]nodeUsage{}
-	add := func(node string, req corev1.ResourceList) {
-		u := out[node]
-		if u.requests == nil {
-			u.requests = corev1.ResourceList{}
-		}
-		for name, q := range req {
-			sum := u.requests[name]
-			sum.Add(q)
-			u.requests[name] = sum
-		}
-		u.pods++
-		out[node] = u
-	}
-	seen := map[types.UID]bool{}
-	for _, node := range s.pods.ListIndexFuncValues(nodeIndex) {
-		objs, _ := s.pods.ByIndex(nodeIndex, node)
-		for _, obj := range objs {
-			p := obj.(*corev1.Pod)
-			if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-				continue
-			}
-			seen[p.UID] = true
-			add(node, resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{}))
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for uid, a := range s.assumed {
-		if seen[uid] || time.Since(a.at) > time.Minute {
-			delete(s.assumed, uid) // the informer has it, or it never came
-			continue
-		}
-		add(a.node, a.requests)
-	}
-	return out
 }
 
 func ready(node *corev1.Node) bool {
