@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,8 +21,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/yaml"
@@ -37,6 +34,7 @@ import (
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/routing"
 	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
 	syinformers "github.com/switchyard-sched/switchyard/pkg/generated/informers/externalversions"
+	"github.com/switchyard-sched/switchyard/pkg/lease"
 	"github.com/switchyard-sched/switchyard/pkg/probes"
 )
 
@@ -175,66 +173,14 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 		run(ctx)
 		return nil
 	}
-	identity := opts.Identity
-	if identity == "" {
-		host, _ := os.Hostname()
-		identity = fmt.Sprintf("%s_%d", host, time.Now().UnixNano())
+	// One term: a coordinator that loses its lease returns (and its
+	// process restarts as a stand-by), after draining its gate removals.
+	err = lease.Run(ctx, client, lease.Config{Namespace: opts.Namespace, Name: opts.LeaseName, Identity: opts.Identity}, run)
+	if errors.Is(err, lease.ErrLost) {
+		logger.Info("Lost the coordinator lease; stopping so that another replica leads alone")
+		return nil
 	}
-	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, opts.Namespace, opts.LeaseName,
-		client.CoreV1(), client.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: identity})
-	if err != nil {
-		return err
-	}
-	// The elector releases the lease as soon as its context ends, without
-	// waiting for OnStartedLeading to return. So it gets a context of its
-	// own, ended only once the controllers have drained: until then the
-	// lease stays renewed and no successor can start admitting.
-	electorCtx, endElection := context.WithCancel(context.WithoutCancel(ctx))
-	defer endElection()
-	var (
-		mu       sync.Mutex
-		stopping bool
-		leading  sync.WaitGroup
-	)
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-electorCtx.Done():
-			return
-		}
-		mu.Lock()
-		stopping = true
-		mu.Unlock()
-		leading.Wait()
-		endElection()
-	}()
-	leaderelection.RunOrDie(electorCtx, leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		LeaseDuration:   15 * time.Second,
-		RenewDeadline:   10 * time.Second,
-		RetryPeriod:     2 * time.Second,
-		ReleaseOnCancel: true,
-		Name:            opts.LeaseName,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(leaseCtx context.Context) {
-				mu.Lock()
-				if stopping {
-					mu.Unlock()
-					return
-				}
-				leading.Add(1)
-				mu.Unlock()
-				defer leading.Done()
-				// Stop when the lease is lost or when asked to stop.
-				runCtx, cancel := context.WithCancel(leaseCtx)
-				defer cancel()
-				defer context.AfterFunc(ctx, cancel)()
-				run(runCtx)
-			},
-			OnStoppedLeading: func() { logger.Info("Stopped leading", "identity", identity) },
-		},
-	})
-	return nil
+	return err
 }
 
 // controllerMetrics are created once per Run, so that leading twice in one

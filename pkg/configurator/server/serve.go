@@ -10,13 +10,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/klog/v2"
 
 	"github.com/switchyard-sched/switchyard/pkg/broker"
+	"github.com/switchyard-sched/switchyard/pkg/lease"
 	"github.com/switchyard-sched/switchyard/pkg/probes"
 )
 
@@ -174,53 +172,14 @@ type LeaderElection struct {
 var errLostLease = errors.New("lost the configurator lease")
 
 func (le *LeaderElection) run(ctx context.Context, client kubernetes.Interface, namespace string, lead func(context.Context), standBy func()) error {
-	logger := klog.FromContext(ctx)
 	name := le.LeaseName
 	if name == "" {
 		name = "switchyard-configurator"
 	}
-	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Namespace: namespace, Name: name},
-		Client:     client.CoordinationV1(),
-		LockConfig: resourcelock.ResourceLockConfig{Identity: le.Identity},
-	}
-	orDefault := func(d, def time.Duration) time.Duration {
-		if d <= 0 {
-			return def
-		}
-		return d
-	}
-	var led atomic.Bool
-	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		LeaseDuration:   orDefault(le.LeaseDuration, 15*time.Second),
-		RenewDeadline:   orDefault(le.RenewDeadline, 10*time.Second),
-		RetryPeriod:     orDefault(le.RetryPeriod, 2*time.Second),
-		ReleaseOnCancel: true,
-		Name:            name,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
-				led.Store(true)
-				logger.Info("Leading: serving the configurator API", "identity", le.Identity)
-				lead(ctx)
-			},
-			OnStoppedLeading: func() {
-				standBy()
-				logger.Info("Stopped leading", "identity", le.Identity)
-			},
-			OnNewLeader: func(identity string) {
-				if identity != le.Identity {
-					logger.Info("Standing by", "leader", identity)
-				}
-			},
-		},
-	})
-	if err != nil {
-		return err
-	}
-	elector.Run(ctx)
-	if led.Load() && ctx.Err() == nil {
+	err := lease.Run(ctx, client, lease.Config{Namespace: namespace, Name: name, Identity: le.Identity,
+		LeaseDuration: le.LeaseDuration, RenewDeadline: le.RenewDeadline, RetryPeriod: le.RetryPeriod, OnStoppedLeading: standBy}, lead)
+	if errors.Is(err, lease.ErrLost) {
 		return errLostLease
 	}
-	return nil
+	return err
 }
