@@ -1,6 +1,8 @@
 // Command switchyard-shortjob is a small external scheduler: it binds the
 // pods an external Queue publishes to a RabbitMQ queue. Run several
-// replicas on one queue for availability.
+// replicas on one queue for availability: with --leader-elect (the
+// default) one binds at a time and the others stand by, so no node's last
+// room is given twice.
 package main
 
 import (
@@ -15,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/switchyard-sched/switchyard/pkg/lease"
 	"github.com/switchyard-sched/switchyard/pkg/shortjob"
 )
 
@@ -27,6 +30,9 @@ func main() {
 		serveAddr  = flag.String("serve-address", ":8080", "address of /healthz, /readyz and /metrics")
 		qps        = flag.Float64("kube-api-qps", 100, "client QPS towards the API server")
 		burst      = flag.Int("kube-api-burst", 200, "client burst towards the API server")
+		elect      = flag.Bool("leader-elect", true, "take turns through a Lease: one replica binds, the others stand by")
+		namespace  = flag.String("leader-elect-namespace", "switchyard-system", "namespace of the Lease")
+		leaseName  = flag.String("leader-elect-lease", "", "name of the Lease; switchyard-shortjob-<queue> when empty")
 	)
 	klog.InitFlags(nil)
 	flag.Parse()
@@ -53,9 +59,17 @@ func main() {
 	defer stop()
 	ctx = klog.NewContext(ctx, klog.Background())
 	host, _ := os.Hostname()
-	if err := shortjob.Run(ctx, client, shortjob.Options{
+	opts := shortjob.Options{
 		Queue: *queue, AMQPURL: *amqpURL, Prefetch: *prefetch, ServeAddress: *serveAddr, Identity: "switchyard-shortjob/" + host,
-	}); err != nil {
+	}
+	if *elect {
+		name := *leaseName
+		if name == "" {
+			name = shortjob.LeaseName(*queue)
+		}
+		opts.LeaderElection = &lease.Config{Namespace: *namespace, Name: name, Identity: host}
+	}
+	if err := shortjob.Run(ctx, client, opts); err != nil {
 		klog.Background().Error(err, "Short-job scheduler failed")
 		os.Exit(1)
 	}

@@ -3,6 +3,7 @@ package shortjob
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/switchyard-sched/switchyard/pkg/broker"
+	"github.com/switchyard-sched/switchyard/pkg/lease"
 	"github.com/switchyard-sched/switchyard/pkg/probes"
 )
 
@@ -31,8 +33,15 @@ type Options struct {
 	ServeAddress string
 	// Registry receives the metrics; a new one when nil.
 	Registry *prometheus.Registry
-	// Identity names the replica's broker connection.
+	// Identity names the replica's broker connection (and its Lease holder).
 	Identity string
+	// LeaderElection, when set, makes replicas take turns as kube-scheduler
+	// replicas do: only the holder of the Lease consumes and binds, so two
+	// replicas never give a node's last room twice; the others stand by
+	// (ready, informers synced) and take over when its lease expires. A
+	// holder stops consuming and finishes its binds before it releases
+	// the lease. Without it every replica consumes.
+	LeaderElection *lease.Config
 }
 
 // Run connects to the API server and RabbitMQ and schedules until ctx ends.
@@ -83,6 +92,38 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 		return errors.New("informer caches did not sync")
 	}
 	ready.Store(true)
-	logger.Info("Short-job scheduler consuming")
-	return s.Run(ctx, b, opts.Queue, opts.Prefetch)
+	if opts.LeaderElection == nil {
+		logger.Info("Short-job scheduler consuming")
+		return s.Run(ctx, b, opts.Queue, opts.Prefetch)
+	}
+	le := *opts.LeaderElection
+	if le.Identity == "" {
+		le.Identity = opts.Identity
+	}
+	var runErr error
+	err = lease.Run(ctx, client, le, func(ctx context.Context) {
+		logger.Info("Short-job scheduler consuming (leading)")
+		if err := s.Run(ctx, b, opts.Queue, opts.Prefetch); err != nil && ctx.Err() == nil {
+			runErr = err
+		}
+	})
+	return errors.Join(runErr, err)
+}
+
+// LeaseName is the default Lease of the replicas consuming queue: one per
+// RabbitMQ queue, so schedulers of different queues bind side by side.
+func LeaseName(queue string) string {
+	name := "switchyard-shortjob-" + strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '.':
+			return r
+		case r >= 'A' && r <= 'Z':
+			return r + ('a' - 'A')
+		}
+		return '-'
+	}, queue)
+	if len(name) > 253 {
+		name = name[:253]
+	}
+	return strings.TrimRight(name, "-.")
 }

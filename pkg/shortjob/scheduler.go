@@ -36,6 +36,10 @@ import (
 // Name is the reporting controller of the scheduler's Events.
 const Name = "switchyard-shortjob"
 
+// handleTimeout bounds one message's placement (a GET when the informer
+// lacks the pod, and the bind).
+const handleTimeout = 30 * time.Second
+
 // Outcomes of one message, the label of the handled metric.
 const (
 	OutcomeBound     = "bound"
@@ -147,6 +151,11 @@ func (s *Scheduler) Run(ctx context.Context, b broker.Broker, queue string, pref
 // flight, not one more per retry. Only a malformed message is refused (to
 // the dead-letter queue).
 func (s *Scheduler) Handle(ctx context.Context, d broker.Delivery) error {
+	// A placement that started finishes even when this replica is being
+	// stopped or steps down: its lease is released only after it, so the
+	// next leader sees the bind instead of racing it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handleTimeout)
+	defer cancel()
 	err := s.handle(ctx, d)
 	if err != nil && !broker.IsPermanent(err) {
 		klog.FromContext(ctx).V(2).Info("Message not acted on; the coordinator publishes the pod again at its deadline", "err", err)

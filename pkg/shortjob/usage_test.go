@@ -137,3 +137,15 @@ func BenchmarkPick100kPods(b *testing.B) {
 		}
 	}
 }
+
+func TestLeaseName(t *testing.T) {
+	for queue, want := range map[string]string{
+		"switchyard.short-jobs": "switchyard-shortjob-switchyard.short-jobs",
+		"Team_A:jobs":           "switchyard-shortjob-team-a-jobs",
+		"trailing.":             "switchyard-shortjob-trailing",
+	} {
+		if got := LeaseName(queue); got != want {
+			t.Errorf("LeaseName(%q) = %q, want %q", queue, got, want)
+		}
+	}
+}

@@ -20,7 +20,7 @@ import (
 // other's placements.
 func testNodes(ctx context.Context, t *testing.T, count int, spec localcluster.NodeSpec) (names []string, selector map[string]string) {
 	t.Helper()
-	name := strings.ToLower(strings.ReplaceAll(t.Name(), "_", "-"))
+	name := strings.ToLower(strings.NewReplacer("_", "-", "/", "-").Replace(t.Name()))
 	selector = map[string]string{"switchyard.io/test-nodes": name}
 	spec.Labels = selector
 	names, err := cluster.CreateNodes(ctx, name, count, spec)

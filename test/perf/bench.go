@@ -522,5 +522,7 @@ func (b *bench) startShortJob(ctx context.Context) (*localcluster.Process, error
 	return b.cluster.StartProcess(ctx, "shortjob", b.cfg.shortjob, []string{
 		"--kubeconfig=" + b.cluster.KubeconfigPath, "--serve-address=" + addr, "--queue=" + externalAMQPQueue,
 		"--amqp-url=" + b.cfg.amqpURL, "--kube-api-qps=1000", "--kube-api-burst=2000", "--prefetch=32",
+		// One process per run: nothing to take turns with.
+		"--leader-elect=false",
 	}, "http://"+addr+"/readyz")
 }
