@@ -362,3 +362,33 @@ func TestQueueCRDUpgrade(t *testing.T) {
 		t.Logf("%d Queues written by the previous version survive the CRD upgrade", len(objects))
 	}
 }
+
+// TestLeaderOnlyReadyDeploymentsRecreate: the coordinator and the
+// configurator report ready only while they lead, so a rolling update
+// would wait forever for a new pod to become ready beside the old leader;
+// their Deployments must recreate instead.
+func TestLeaderOnlyReadyDeploymentsRecreate(t *testing.T) {
+	manifests, err := localcluster.LoadManifests("manifests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, m := range manifests {
+		switch m.Object.GetName() {
+		case "switchyard-coordinator", "switchyard-configurator":
+		default:
+			continue
+		}
+		if m.Object.GetKind() != "Deployment" {
+			continue
+		}
+		found++
+		strategy, _, _ := unstructured.NestedString(m.Object.Object, "spec", "strategy", "type")
+		if strategy != "Recreate" {
+			t.Errorf("%s: Deployment %s has strategy %q; its stand-by is never ready, so only Recreate can roll it out", m.Path, m.Object.GetName(), strategy)
+		}
+	}
+	if found != 2 {
+		t.Errorf("found %d of the 2 leader-elected Deployments", found)
+	}
+}
