@@ -48,8 +48,29 @@ func createQueue(ctx context.Context, t *testing.T, name string, spec v1alpha1.Q
 	}
 	t.Cleanup(func() {
 		_ = sy.SwitchyardV1alpha1().Queues().Delete(context.Background(), name, metav1.DeleteOptions{})
+		waitUnguarded(t, name, spec.SchedulerName())
 	})
 	return q
+}
+
+// waitUnguarded waits (up to 30 s) until the API server's routing guard no
+// longer refuses direct pods of profile in the deleted queue's name: the
+// coordinator rewrites the guard a moment after the Queue goes, and a later
+// test may name that profile directly.
+func waitUnguarded(t *testing.T, queue, profile string) {
+	if profile == "" || profile == "switchyard" || profile == v1alpha1.ExternalSchedulerName {
+		return
+	}
+	probe := localcluster.Pod(metav1.NamespaceDefault, "guard-probe", localcluster.PodSpec{SchedulerName: profile})
+	mention := "the scheduler of Queue " + queue + ","
+	var last error
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, last = cluster.Client.CoreV1().Pods(metav1.NamespaceDefault).Create(ctx, probe.DeepCopy(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return last == nil || !strings.Contains(last.Error(), mention), nil
+	})
+	if err != nil {
+		t.Logf("profile %s still guarded for deleted Queue %s: %v", profile, queue, last)
+	}
 }
 
 // createRoutedQueue creates a Queue (deleted when the test ends) and waits
