@@ -156,24 +156,10 @@ func TestAgentResizesPods(t *testing.T) {
 	if _, err := cluster.CreatePods(ctx, pods...); err != nil {
 		t.Fatal(err)
 	}
-	running := func(name string) *corev1.Pod {
-		var pod *corev1.Pod
-		if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-			p, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-			if err != nil || p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) == 0 {
-				return false, nil
-			}
-			pod = p
-			return true, nil
-		}); err != nil {
-			t.Fatalf("pod %s not running: %v", name, err)
-		}
-		return pod
-	}
 	fake := newFakeNodeCgroups(t)
-	fake.add(t, running("guaranteed"), fakeLoad{milliCPU: 2000, throttled: true, memory: 300 << 20})
-	fake.add(t, running("capped"), fakeLoad{milliCPU: 2000, throttled: true, memory: 300 << 20})
-	fake.add(t, running("idle"), fakeLoad{milliCPU: 5, memory: 200 << 20})
+	fake.add(t, waitRunning(ctx, t, ns, "guaranteed"), fakeLoad{milliCPU: 2000, throttled: true, memory: 300 << 20})
+	fake.add(t, waitRunning(ctx, t, ns, "capped"), fakeLoad{milliCPU: 2000, throttled: true, memory: 300 << 20})
+	fake.add(t, waitRunning(ctx, t, ns, "idle"), fakeLoad{milliCPU: 5, memory: 200 << 20})
 	p := guardian.DefaultPolicy()
 	p.Window, p.Windows, p.Cooldown, p.MaxChangesPerMinute = 300*time.Millisecond, 2, 0, 600
 	defer runAgent(ctx, t, fake, node, p)()
@@ -227,6 +213,23 @@ func TestAgentResizesPods(t *testing.T) {
 	if report.MilliCPU < 3000 || report.MilliCPU > 5000 || report.MemoryBytes != 800<<20 {
 		t.Errorf("node usage report %+v, want about 4005m and exactly 800Mi", report)
 	}
+}
+
+// waitRunning waits until the simulated kubelet runs the pod.
+func waitRunning(ctx context.Context, t *testing.T, ns, name string) *corev1.Pod {
+	t.Helper()
+	var pod *corev1.Pod
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		p, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil || p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) == 0 {
+			return false, nil
+		}
+		pod = p
+		return true, nil
+	}); err != nil {
+		t.Fatalf("pod %s not running: %v", name, err)
+	}
+	return pod
 }
 
 // runAgent runs the agent for node on the fake cgroups, with the resize

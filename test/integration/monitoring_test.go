@@ -192,16 +192,17 @@ func TestPrometheusScrapesEveryComponent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reference, err := os.ReadFile(filepath.Join(root, "docs", "metrics.md"))
+	data, err := os.ReadFile(filepath.Join(root, "docs", "metrics.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	reference := string(data)
 	for _, tg := range targets {
 		body := fetchMetrics(t, tg.URL, tg.BearerTokenFile)
 		for _, line := range strings.Split(string(body), "\n") {
 			fields := strings.Fields(line)
 			if len(fields) >= 3 && fields[0] == "#" && fields[1] == "TYPE" && strings.HasPrefix(fields[2], "switchyard_") &&
-				!strings.Contains(string(reference), "| `"+fields[2]+"` |") {
+				!strings.Contains(reference, "| `"+fields[2]+"` |") {
 				t.Errorf("%s serves %s, which docs/metrics.md does not document (run hack/update-codegen.sh)", tg.Job, fields[2])
 			}
 		}
@@ -296,21 +297,4 @@ func metricsReaderToken(ctx context.Context, t *testing.T, dir string) string {
 		}
 	}
 	return tokenFile("switchyard-system", "switchyard-metrics-reader")
-}
-
-// waitRunning waits until the simulated kubelet runs the pod.
-func waitRunning(ctx context.Context, t *testing.T, ns, name string) *corev1.Pod {
-	t.Helper()
-	var pod *corev1.Pod
-	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		p, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil || p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) == 0 {
-			return false, nil
-		}
-		pod = p
-		return true, nil
-	}); err != nil {
-		t.Fatalf("pod %s not running: %v", name, err)
-	}
-	return pod
 }
