@@ -10,9 +10,9 @@ import (
 	_ "k8s.io/component-base/metrics/prometheus/clientgo" // client metrics, as upstream
 	_ "k8s.io/component-base/metrics/prometheus/version"  // version metric, as upstream
 
-	"github.com/switchyard-sched/switchyard/pkg/registry"
+	"github.com/switchyard-sched/switchyard/pkg/scheduler"
 )
 
 func main() {
-	os.Exit(cli.Run(registry.NewSchedulerCommand()))
+	os.Exit(cli.Run(scheduler.NewSchedulerCommand()))
 }

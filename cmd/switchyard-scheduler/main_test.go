@@ -13,8 +13,8 @@ import (
 	"k8s.io/kubernetes/pkg/scheduler/apis/config"
 
 	switchyardconfig "github.com/switchyard-sched/switchyard/pkg/apis/config"
-	"github.com/switchyard-sched/switchyard/pkg/calcset"
-	"github.com/switchyard-sched/switchyard/pkg/registry"
+	"github.com/switchyard-sched/switchyard/pkg/scheduler"
+	"github.com/switchyard-sched/switchyard/pkg/scheduler/plugins/calcset"
 	"github.com/switchyard-sched/switchyard/test/localcluster"
 )
 
@@ -55,7 +55,7 @@ func TestShippedConfiguration(t *testing.T) {
 	opts := options.NewOptions()
 	opts.ConfigFile = configFile
 	opts.SecureServing.BindPort = 0
-	cc, sched, err := app.Setup(ctx, opts, registry.Options()...)
+	cc, sched, err := app.Setup(ctx, opts, scheduler.Options()...)
 	if err != nil {
 		t.Fatalf("the shipped configuration does not load: %v", err)
 	}
@@ -158,7 +158,7 @@ profiles:
 			opts := options.NewOptions()
 			opts.ConfigFile = configFile
 			opts.SecureServing.BindPort = 0
-			cc, _, err := app.Setup(ctx, opts, registry.Options()...)
+			cc, _, err := app.Setup(ctx, opts, scheduler.Options()...)
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatalf("valid configuration refused: %v", err)

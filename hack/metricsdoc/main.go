@@ -23,13 +23,13 @@ import (
 
 	"github.com/switchyard-sched/switchyard/pkg/agent"
 	"github.com/switchyard-sched/switchyard/pkg/broker"
-	"github.com/switchyard-sched/switchyard/pkg/calcset"
 	"github.com/switchyard-sched/switchyard/pkg/configurator/server"
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/admission"
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/decisions"
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/dispatch"
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/reconcile"
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/routing"
+	"github.com/switchyard-sched/switchyard/pkg/scheduler/plugins/calcset"
 	"github.com/switchyard-sched/switchyard/pkg/shortjob"
 )
 

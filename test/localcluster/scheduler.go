@@ -15,7 +15,7 @@ import (
 	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
 	"sigs.k8s.io/yaml"
 
-	"github.com/switchyard-sched/switchyard/pkg/registry"
+	"github.com/switchyard-sched/switchyard/pkg/scheduler"
 )
 
 // SchedulerOptions tunes an in-process scheduler.
@@ -77,7 +77,7 @@ func (c *Cluster) StartScheduler(ctx context.Context, opts SchedulerOptions) (*R
 	o.Authorization.RemoteKubeConfigFile = c.KubeconfigPath
 	var plugins []app.Option
 	if !opts.Upstream {
-		plugins = registry.Options()
+		plugins = scheduler.Options()
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	cc, sched, err := app.Setup(ctx, o, plugins...)

@@ -1,7 +1,7 @@
-// Package registry lists the out-of-tree plugins that Switchyard adds to the
+// Package scheduler lists the out-of-tree plugins that Switchyard adds to the
 // upstream kube-scheduler. Every plugin joins here, once, so that the
 // scheduler binary, its tests and the benchmarks build the same scheduler.
-package registry
+package scheduler
 
 import (
 	"github.com/spf13/cobra"
@@ -9,8 +9,8 @@ import (
 
 	// Typed, defaulted Args of every plugin below join the scheduler's scheme.
 	_ "github.com/switchyard-sched/switchyard/pkg/apis/config/scheme"
-	"github.com/switchyard-sched/switchyard/pkg/calcset"
-	"github.com/switchyard-sched/switchyard/pkg/usageaware"
+	"github.com/switchyard-sched/switchyard/pkg/scheduler/plugins/calcset"
+	"github.com/switchyard-sched/switchyard/pkg/scheduler/plugins/usageaware"
 )
 
 // Options returns the app.Option that registers every Switchyard plugin with
