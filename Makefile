@@ -41,6 +41,7 @@ BENCH_FLAGS ?= -nodes 100,1000 -pods 1000 -rounds 2
 ## bench: Switchyard vs upstream kube-scheduler on the real control plane, side by side, with ratios (BENCH_FLAGS to size it)
 bench: tools
 	$(GO) build -trimpath -o _output/bin/ ./cmd/switchyard-scheduler ./cmd/switchyard-coordinator ./cmd/switchyard-shortjob
+	$(GO) test -run '^$$' -bench Score -benchtime 200x ./pkg/scheduler/plugins/usageaware | tee _output/bench-usageaware.txt
 	$(GO) test -run '^$$' -bench PublishConfirmed -benchtime 5000x ./pkg/broker | tee _output/bench-broker.txt
 	$(GO) test -run '^$$' -bench 'AgentStep|ReactionTime' -benchtime 50x ./pkg/agent | tee _output/bench-agent.txt
 	$(GO) test -count=1 -run TestReplayTable -v ./pkg/agent/replay | tee _output/bench-agent-replay.txt

@@ -30,6 +30,7 @@ import (
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/reconcile"
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/routing"
 	"github.com/switchyard-sched/switchyard/pkg/scheduler/plugins/calcset"
+	"github.com/switchyard-sched/switchyard/pkg/scheduler/plugins/usageaware"
 	"github.com/switchyard-sched/switchyard/pkg/shortjob"
 )
 
@@ -167,6 +168,8 @@ func schedulerMetrics() ([]Metric, error) {
 	reg := k8smetrics.NewKubeRegistry()
 	reg.MustRegister(calcset.Metrics()...)
 	calcset.InitProfileMetrics("example")
+	reg.MustRegister(usageaware.Metrics()...)
+	usageaware.InitMetrics()
 	families, err := reg.Gather()
 	if err != nil {
 		return nil, err

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/switchyard-sched/switchyard/pkg/agent"
@@ -453,23 +454,61 @@ func atomicWrite(path, content string) {
 func TestUsageAwarePrefersLessUsedNode(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	nodes, selector := testNodes(ctx, t, 2, localcluster.NodeSpec{CPU: "8", Memory: "16Gi"})
-	ns := selector["switchyard.io/test-nodes"]
 	for i, cpu := range []int64{7200, 800} {
-		report := nodeusage.Report{MilliCPU: cpu, MemoryBytes: int64(float64(16<<30) * float64(cpu) / 8000), Window: 10 * time.Second, At: time.Now()}
-		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, v1alpha1.MeasuredUsageAnnotation, report.Encode())
-		if _, err := cluster.Client.CoreV1().Nodes().Patch(ctx, nodes[i], types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		reportUsage(ctx, t, nodes[i], cpu, 8, time.Now())
 	}
-	createPods(ctx, t, ns, "web", 4, localcluster.PodSpec{SchedulerName: "switchyard", CPU: "100m", Memory: "128Mi",
+	if perNode := placeWebPods(ctx, t, selector, 4); perNode[nodes[1]] != 4 {
+		t.Errorf("pods per node %v, want all 4 on %s (10%% measured usage) rather than %s (90%%)", perNode, nodes[1], nodes[0])
+	}
+}
+
+// TestUsageAwareDistrustsAFutureReport: a report dated in year 9999 claims
+// an idle node; it is not fresh (it would otherwise score 100 until then),
+// so the node scores as unknown, below a fresh report at 10%, and the
+// scheduler counts the rejection once per report.
+func TestUsageAwareDistrustsAFutureReport(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	rejected := func() float64 {
+		return gathered(t, "switchyard_usageaware_reports_rejected_total", "reason", "future", legacyregistry.DefaultGatherer)
+	}
+	before := rejected()
+	nodes, selector := testNodes(ctx, t, 2, localcluster.NodeSpec{CPU: "8", Memory: "16Gi"})
+	reportUsage(ctx, t, nodes[0], 0, 8, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
+	reportUsage(ctx, t, nodes[1], 800, 8, time.Now())
+	if perNode := placeWebPods(ctx, t, selector, 4); perNode[nodes[1]] != 4 {
+		t.Errorf("pods per node %v, want all 4 on %s (fresh, 10%% used) rather than %s (a report dated 9999 claiming 0%%)", perNode, nodes[1], nodes[0])
+	}
+	// Every in-process profile with UsageAware handles the node update
+	// once; at least one counted it.
+	if got := rejected() - before; got < 1 {
+		t.Errorf("switchyard_usageaware_reports_rejected_total{reason=future} rose by %v, want at least 1", got)
+	}
+}
+
+// reportUsage writes a node's usage report as the agent does: milliCPU in
+// use of a node with cores CPUs, and memory in the same proportion of 2 GiB
+// per core.
+func reportUsage(ctx context.Context, t *testing.T, node string, milliCPU, cores int64, at time.Time) {
+	t.Helper()
+	report := nodeusage.Report{MilliCPU: milliCPU, MemoryBytes: int64(float64(cores*2<<30) * float64(milliCPU) / float64(cores*1000)), Window: 10 * time.Second, At: at}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, v1alpha1.MeasuredUsageAnnotation, report.Encode())
+	if _, err := cluster.Client.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// placeWebPods creates n small pods of the default profile on the selected
+// test nodes and returns how many bound on each.
+func placeWebPods(ctx context.Context, t *testing.T, selector map[string]string, n int) map[string]int {
+	t.Helper()
+	ns := selector["switchyard.io/test-nodes"]
+	createPods(ctx, t, ns, "web", n, localcluster.PodSpec{SchedulerName: "switchyard", CPU: "100m", Memory: "128Mi",
 		Labels: map[string]string{"app": "web"}, NodeSelector: selector})
-	pods, err := cluster.WaitForBound(ctx, ns, "app=web", 4, time.Minute)
+	pods, err := cluster.WaitForBound(ctx, ns, "app=web", n, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if perNode := localcluster.PodsPerNode(pods); perNode[nodes[1]] != 4 {
-		t.Errorf("pods per node %v, want all 4 on %s (10%% measured usage) rather than %s (90%%)", perNode, nodes[1], nodes[0])
-	}
+	return localcluster.PodsPerNode(pods)
 }
 
 // TestAgentPolicyFromConfigurator changes the policy of every agent at
