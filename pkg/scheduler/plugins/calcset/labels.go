@@ -58,7 +58,7 @@ func parse(pod *v1.Pod, args *config.CalcSetArgs) (spec Spec, ok bool, err error
 	}
 	if raw, found := pod.Labels[v1alpha1.CalcSetWindowLabel]; found {
 		window, err := time.ParseDuration(raw)
-		if err != nil || window <= 0 || window > args.MaxWindow.Duration {
+		if err != nil || window < time.Second || window > args.MaxWindow.Duration {
 			return spec, true, fmt.Errorf("label %s=%q must be a duration between 1s and %s, e.g. 90s", v1alpha1.CalcSetWindowLabel, raw, args.MaxWindow.Duration)
 		}
 		spec.Window = window

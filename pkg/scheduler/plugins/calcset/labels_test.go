@@ -39,6 +39,10 @@ func TestParse(t *testing.T) {
 		{name: "size too large", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "101"}, wantMember: true, wantErr: "largest set"},
 		{name: "unknown locality", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "2", v1alpha1.CalcSetLocalityLabel: "rack"}, wantMember: true, wantErr: "node, zone or none"},
 		{name: "bad window", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "2", v1alpha1.CalcSetWindowLabel: "soon"}, wantMember: true, wantErr: "duration"},
+		{name: "window of a nanosecond", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "2", v1alpha1.CalcSetWindowLabel: "1ns"}, wantMember: true, wantErr: "between 1s and"},
+		{name: "window below a second", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "2", v1alpha1.CalcSetWindowLabel: "999ms"}, wantMember: true, wantErr: "between 1s and"},
+		{name: "window of exactly a second", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "2", v1alpha1.CalcSetWindowLabel: "1s"}, wantMember: true,
+			want: Spec{Namespace: "ns", Name: "s", Size: 2, Locality: config.CalcSetLocalityNode, Window: time.Second}},
 		{name: "window above max", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "2", v1alpha1.CalcSetWindowLabel: "1h"}, wantMember: true, wantErr: "duration"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
