@@ -359,3 +359,37 @@ func TestCalcSetInterleavedSetsDoNotCollide(t *testing.T) {
 		t.Errorf("%v sets backed off after a misfit; promised room should prevent collisions", n)
 	}
 }
+
+// TestCalcSetStrayMemberPromisesNothing: a pod bound by hand in another
+// namespace that carries set labels (set of 8, one member) is not a set
+// waiting in Permit, so it promises no room on its node. The node's room
+// after it (3.9 CPUs) fits a set of 4 x 900m; counting the stray pod's 7
+// "missing" members (700m) as promised would make the set back off forever.
+func TestCalcSetStrayMemberPromisesNothing(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	nodes, selector := testNodes(ctx, t, 1, localcluster.NodeSpec{CPU: "4", Memory: "16Gi"})
+	ns := selector["switchyard.io/test-nodes"]
+	stray := setMember("default", "stray-"+ns, 0, 8, "100m", nil, nil)
+	stray.Spec.NodeName = nodes[0]
+	if _, err := cluster.CreatePods(ctx, stray); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cluster.Client.CoreV1().Pods("default").Delete(context.Background(), stray.Name, metav1.DeleteOptions{GracePeriodSeconds: ptrTo[int64](0)})
+	})
+	for i := range 4 {
+		if _, err := cluster.CreatePods(ctx, setMember(ns, "beside-stray", i, 4, "900m", selector, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cluster.WaitForBound(ctx, ns, "set=beside-stray", 4, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	events, err := cluster.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "reason=CalcSetDoesNotFit"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events.Items {
+		t.Errorf("the set backed off (%s: %s); the stray pod promised room it has no right to", e.InvolvedObject.Name, e.Message)
+	}
+}

@@ -4,31 +4,35 @@
 //
 // A set is the pods of one namespace labelled switchyard.io/calcset=<name>
 // with switchyard.io/calcset-size=<n>. PreEnqueue holds members until all n
-// exist. PreFilter checks, against the cycle's snapshot (which includes the
-// set's members already reserved), that every member not yet placed fits in
-// one locality domain (a node, a zone, or the cluster) and narrows the
-// nodes to that domain. Permit holds reserved members until the whole set is
-// reserved, then releases all of them together; on the window's timeout, or
-// when any member is unreserved, every waiting member is rejected, so a
-// partial set never binds and never keeps capacity. A set that does not fit
-// rejects its own waiting members and backs off briefly, so that of two sets
-// competing for the same room one completes.
+// exist. PreFilter reads the pod's set once per cycle (carried to Reserve,
+// Permit and Unreserve in the CycleState) and checks, against the cycle's
+// snapshot, that every member not yet placed (bound, or reserved and
+// waiting in Permit) fits in one locality domain (a node, a zone, or the
+// cluster), less the room promised to other sets waiting in Permit, and
+// narrows the nodes to that domain; that math is pure (placement.go).
+// Permit holds reserved members until the whole set is reserved, then
+// releases all of them together; on the window's timeout, or when any
+// member is unreserved, every waiting member is rejected, so a partial set
+// never binds and never keeps capacity. A set that does not fit rejects its
+// own waiting members and backs off briefly, so that of two sets competing
+// for the same room one completes.
+//
+// Members are found through an index of the scheduler's pod informer by
+// set (members.go), and other sets' state through the framework's waiting
+// pods: no extension point walks the cluster's pods.
 package calcset
 
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
-	corelisters "k8s.io/client-go/listers/core/v1"
-	resourcehelper "k8s.io/component-helpers/resource"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
@@ -46,7 +50,8 @@ const maxWarned = 10000
 type CalcSet struct {
 	handle fwk.Handle
 	args   *config.CalcSetArgs
-	pods   corelisters.PodLister
+	// members is the pod informer's store, indexed by set (setIndex).
+	members cache.Indexer
 
 	mu sync.Mutex
 	// misfit holds, per set, until when its members back off after the set
@@ -73,12 +78,16 @@ func New(_ context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error
 	if err != nil {
 		return nil, err
 	}
+	informer := h.SharedInformerFactory().Core().V1().Pods().Informer()
+	if err := addSetIndex(informer); err != nil {
+		return nil, err
+	}
 	registerMetrics()
 	InitProfileMetrics(h.ProfileName())
 	return &CalcSet{
 		handle:        h,
 		args:          args,
-		pods:          h.SharedInformerFactory().Core().V1().Pods().Lister(),
+		members:       informer.GetIndexer(),
 		misfit:        map[string]time.Time{},
 		firstReserved: map[string]time.Time{},
 		warned:        sets.New[types.UID](),
@@ -112,21 +121,6 @@ func (pl *CalcSet) spec(pod *v1.Pod) (Spec, bool, *fwk.Status) {
 	return spec, true, nil
 }
 
-// members lists the set's live members from the informer cache.
-func (pl *CalcSet) members(spec Spec) ([]*v1.Pod, error) {
-	pods, err := pl.pods.Pods(spec.Namespace).List(labels.SelectorFromSet(labels.Set{v1alpha1.CalcSetLabel: spec.Name}))
-	if err != nil {
-		return nil, err
-	}
-	live := pods[:0]
-	for _, p := range pods {
-		if p.DeletionTimestamp == nil && p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed {
-			live = append(live, p)
-		}
-	}
-	return live, nil
-}
-
 // PreEnqueue holds members until every member of their set exists, so that
 // the set's pods enter the active queue together.
 func (pl *CalcSet) PreEnqueue(_ context.Context, pod *v1.Pod) *fwk.Status {
@@ -134,7 +128,7 @@ func (pl *CalcSet) PreEnqueue(_ context.Context, pod *v1.Pod) *fwk.Status {
 	if !member || status != nil {
 		return status
 	}
-	members, err := pl.members(spec)
+	members, err := liveMembers(pl.members, spec.Key())
 	if err != nil {
 		return fwk.AsStatus(err)
 	}
@@ -213,57 +207,50 @@ func (pl *CalcSet) SignPod(_ context.Context, pod *v1.Pod) ([]fwk.SignFragment, 
 	return nil, nil
 }
 
-// demand is what the set's unplaced members ask for together.
-type demand struct {
-	milliCPU, memory int64
-	pods             int
-}
+// stateKey carries the pod's parsed set from PreFilter to Reserve, Permit
+// and Unreserve of the same cycle, so the labels are read once per cycle.
+const stateKey fwk.StateKey = Name + "/spec"
 
-func (d *demand) add(pod *v1.Pod) {
-	req := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
-	d.milliCPU += req.Cpu().MilliValue()
-	d.memory += req.Memory().Value()
-	d.pods++
-}
+// cycleSpec is the pod's set as PreFilter read it.
+type cycleSpec struct{ spec Spec }
 
-// room is what a node (or a sum of nodes) can still take.
-type room struct {
-	milliCPU, memory int64
-	pods             int
-}
+// Clone: the spec is a value and never changes within a cycle.
+func (c *cycleSpec) Clone() fwk.StateData { return c }
 
-func roomOf(n fwk.NodeInfo) room {
-	alloc, used := n.GetAllocatable(), n.GetRequested()
-	return room{
-		milliCPU: alloc.GetMilliCPU() - used.GetMilliCPU(),
-		memory:   alloc.GetMemory() - used.GetMemory(),
-		pods:     alloc.GetAllowedPodNumber() - len(n.GetPods()),
+// cycleSpec returns the set PreFilter stored for this cycle, or reads the
+// labels when it did not (a pod PreFilter skipped is not a member).
+func (pl *CalcSet) cycleSpec(state fwk.CycleState, pod *v1.Pod) (Spec, bool, *fwk.Status) {
+	if state != nil {
+		if data, err := state.Read(stateKey); err == nil {
+			if c, ok := data.(*cycleSpec); ok {
+				return c.spec, true, nil
+			}
+		}
 	}
+	return pl.spec(pod)
 }
 
-func (r room) fits(d demand) bool {
-	return r.milliCPU >= d.milliCPU && r.memory >= d.memory && r.pods >= d.pods
-}
-
-func (r *room) plus(o room) { r.milliCPU += o.milliCPU; r.memory += o.memory; r.pods += o.pods }
-
-func (r room) minus(d demand) room {
-	return room{milliCPU: r.milliCPU - d.milliCPU, memory: r.memory - d.memory, pods: r.pods - d.pods}
-}
-
-// partialSet is another set seen in the snapshot: where its first member
-// is, how many are placed, and what one member asks for (members of a set
-// are assumed alike).
-type partialSet struct {
-	node         string
-	placed, size int
-	member       demand
+// waitingMembers lists the members of every set waiting in Permit: they
+// are what the set's own placement and the room promised to other sets
+// are made of. It costs one pass over the waiting pods, not over the
+// cluster's pods.
+func (pl *CalcSet) waitingMembers() []waitingMember {
+	var out []waitingMember
+	pl.handle.IterateOverWaitingPods(func(wp fwk.WaitingPod) {
+		p := wp.GetPod()
+		spec, member, err := parse(p, pl.args)
+		if !member || err != nil {
+			return
+		}
+		out = append(out, waitingMember{uid: p.UID, set: spec.Key(), size: spec.Size, locality: spec.Locality, node: p.Spec.NodeName, request: demandOf(p)})
+	})
+	return out
 }
 
 // PreFilter places the set against this cycle's snapshot: the members not
 // yet placed must fit together in the domain the placed ones chose (or in
 // some domain, if none is placed), and the pod may only go there.
-func (pl *CalcSet) PreFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+func (pl *CalcSet) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
 	spec, member, status := pl.spec(pod)
 	if !member {
 		return nil, fwk.NewStatus(fwk.Skip)
@@ -271,14 +258,12 @@ func (pl *CalcSet) PreFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod,
 	if status != nil {
 		return nil, status
 	}
-	pl.mu.Lock()
-	until, backingOff := pl.misfit[spec.Key()]
-	pl.mu.Unlock()
-	if backingOff && time.Now().Before(until) {
+	state.Write(stateKey, &cycleSpec{spec: spec})
+	if until, backingOff := pl.backingOff(spec, time.Now()); backingOff {
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable,
 			fmt.Sprintf("calculation set %s did not fit a moment ago; backing off until %s", spec.Name, until.Format(time.RFC3339)))
 	}
-	members, err := pl.members(spec)
+	members, err := liveMembers(pl.members, spec.Key())
 	if err != nil {
 		return nil, fwk.AsStatus(err)
 	}
@@ -286,57 +271,32 @@ func (pl *CalcSet) PreFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod,
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable,
 			fmt.Sprintf("calculation set %s has %d of %d members; waiting for the rest", spec.Name, len(members), spec.Size))
 	}
-	// Placed members: bound, or reserved in this snapshot. Other sets that
-	// are placed but not complete have room promised on their node: count
-	// it as taken, or two sets interleaving on one node would both believe
-	// they fit and one would have to back off.
-	placedOn := map[types.UID]string{}
-	others := map[string]*partialSet{}
-	for _, n := range nodes {
-		for _, pi := range n.GetPods() {
-			p := pi.GetPod()
-			name, isMember := p.Labels[v1alpha1.CalcSetLabel]
-			switch {
-			case !isMember:
-			case p.Namespace == spec.Namespace && name == spec.Name:
-				placedOn[p.UID] = n.Node().Name
-			default:
-				key := p.Namespace + "/" + name
-				o := others[key]
-				if o == nil {
-					size, err := strconv.Atoi(p.Labels[v1alpha1.CalcSetSizeLabel])
-					if err != nil {
-						continue
-					}
-					o = &partialSet{node: n.Node().Name, size: size}
-					o.member.add(p)
-					others[key] = o
-				}
-				o.placed++
-			}
-		}
-	}
-	promised := map[string]demand{}
-	for _, o := range others {
-		if missing := o.size - o.placed; missing > 0 {
-			d := promised[o.node]
-			d.milliCPU += o.member.milliCPU * int64(missing)
-			d.memory += o.member.memory * int64(missing)
-			d.pods += missing
-			promised[o.node] = d
+	// Placed members: bound (the informer has their node) or reserved and
+	// waiting in Permit (the waiting pod carries the node it reserved).
+	waiting := pl.waitingMembers()
+	placed := placement{nodes: sets.New[string]()}
+	reserved := sets.New[types.UID]()
+	for _, w := range waiting {
+		if w.set == spec.Key() {
+			reserved.Insert(w.uid)
+			placed.nodes.Insert(w.node)
 		}
 	}
 	var need demand
 	for _, m := range members {
-		if _, placed := placedOn[m.UID]; !placed {
-			need.add(m)
+		switch {
+		case m.Spec.NodeName != "":
+			placed.nodes.Insert(m.Spec.NodeName)
+		case !reserved.Has(m.UID):
+			need.add(demandOf(m))
 		}
 	}
-	candidates, where := pl.domain(spec, nodes, placedOn, need, promised)
+	zoneOf := zoneLookup(nodes)
+	candidates, where := chooseDomain(spec.Locality, nodes, placed, need, promisedRoom(waiting, spec.Key(), zoneOf))
 	if candidates == nil {
-		pl.misfitSet(ctx, spec, pod, fmt.Sprintf("%d unplaced members needing cpu=%dm memory=%dMi do not fit %s", need.pods, need.milliCPU, need.memory>>20, where))
+		pl.misfitSet(ctx, spec, pod, fmt.Sprintf("%d unplaced members needing %s do not fit %s", need.pods, need, where))
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable,
-			fmt.Sprintf("calculation set %s: %d unplaced members (cpu=%dm, memory=%dMi) do not fit %s", spec.Name, need.pods, need.milliCPU, need.memory>>20, where))
+			fmt.Sprintf("calculation set %s: %d unplaced members (%s) do not fit %s", spec.Name, need.pods, need, where))
 	}
 	if spec.Locality == config.CalcSetLocalityNone {
 		return nil, nil
@@ -344,84 +304,22 @@ func (pl *CalcSet) PreFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod,
 	return &fwk.PreFilterResult{NodeNames: candidates}, nil
 }
 
-// domain returns the nodes the pod may go to so that the whole set fits,
-// or nil and a description of where it does not fit.
-func (pl *CalcSet) domain(spec Spec, nodes []fwk.NodeInfo, placedOn map[types.UID]string, need demand, promised map[string]demand) (sets.Set[string], string) {
-	roomOf := func(n fwk.NodeInfo) room { return roomOf(n).minus(promised[n.Node().Name]) }
-	byName := make(map[string]fwk.NodeInfo, len(nodes))
-	zones := map[string][]fwk.NodeInfo{}
+// zoneLookup maps the cycle's node names to their zone label.
+func zoneLookup(nodes []fwk.NodeInfo) func(string) string {
+	zones := make(map[string]string, len(nodes))
 	for _, n := range nodes {
-		byName[n.Node().Name] = n
-		zone := n.Node().Labels[v1alpha1.ZoneLabel]
-		zones[zone] = append(zones[zone], n)
+		zones[n.Node().Name] = n.Node().Labels[v1alpha1.ZoneLabel]
 	}
-	placedNodes := sets.New[string]()
-	for _, node := range placedOn {
-		placedNodes.Insert(node)
-	}
-	switch spec.Locality {
-	case config.CalcSetLocalityNode:
-		if placedNodes.Len() > 0 {
-			// Members already share a node (the first placed one decides).
-			node := sets.List(placedNodes)[0]
-			if n, ok := byName[node]; ok && roomOf(n).fits(need) {
-				return sets.New(node), ""
-			}
-			return nil, "node " + node + " where the set is placed"
-		}
-		out := sets.New[string]()
-		for _, n := range nodes {
-			if roomOf(n).fits(need) {
-				out.Insert(n.Node().Name)
-			}
-		}
-		if out.Len() == 0 {
-			return nil, "any single node"
-		}
-		return out, ""
-	case config.CalcSetLocalityZone:
-		fitsZone := func(zone string) bool {
-			var r room
-			for _, n := range zones[zone] {
-				r.plus(roomOf(n))
-			}
-			return zone != "" && r.fits(need)
-		}
-		if placedNodes.Len() > 0 {
-			zone := byName[sets.List(placedNodes)[0]].Node().Labels[v1alpha1.ZoneLabel]
-			if !fitsZone(zone) {
-				return nil, fmt.Sprintf("zone %q where the set is placed", zone)
-			}
-			return nodeNames(zones[zone]), ""
-		}
-		out := sets.New[string]()
-		for zone, zoneNodes := range zones {
-			if fitsZone(zone) {
-				out = out.Union(nodeNames(zoneNodes))
-			}
-		}
-		if out.Len() == 0 {
-			return nil, "any single zone (nodes labelled " + v1alpha1.ZoneLabel + ")"
-		}
-		return out, ""
-	default:
-		var r room
-		for _, n := range nodes {
-			r.plus(roomOf(n))
-		}
-		if !r.fits(need) {
-			return nil, "the cluster"
-		}
-		return sets.New[string](), ""
-	}
+	return func(node string) string { return zones[node] }
 }
 
-func nodeNames(nodes []fwk.NodeInfo) sets.Set[string] {
-	out := sets.New[string]()
-	for _, n := range nodes {
-		out.Insert(n.Node().Name)
-	}
-	return out
+// backingOff says whether the set is in its backoff after a misfit, and
+// until when.
+func (pl *CalcSet) backingOff(spec Spec, now time.Time) (time.Time, bool) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	until, ok := pl.misfit[spec.Key()]
+	return until, ok && now.Before(until)
 }
 
 // misfitSet gives up on the set for now: its waiting members are rejected
@@ -429,8 +327,16 @@ func nodeNames(nodes []fwk.NodeInfo) sets.Set[string] {
 // again as a unit after the backoff.
 func (pl *CalcSet) misfitSet(ctx context.Context, spec Spec, pod *v1.Pod, why string) {
 	backoff := pl.args.BackoffAfterMisfit.Duration
+	now := time.Now()
 	pl.mu.Lock()
-	pl.misfit[spec.Key()] = time.Now().Add(backoff)
+	// Entries of sets whose backoff is over, completed or deleted, go: the
+	// map holds only sets backing off now.
+	for key, until := range pl.misfit {
+		if !now.Before(until) {
+			delete(pl.misfit, key)
+		}
+	}
+	pl.misfit[spec.Key()] = now.Add(backoff)
 	pl.mu.Unlock()
 	if _, wasWaiting := pl.rejectWaiting(spec, "calculation set does not fit: "+why); wasWaiting {
 		setsRejected.WithLabelValues(pl.handle.ProfileName(), rejectedMisfit).Inc()
@@ -447,7 +353,7 @@ func (pl *CalcSet) misfitSet(ctx context.Context, spec Spec, pod *v1.Pod, why st
 func (pl *CalcSet) retryAfter(ctx context.Context, spec Spec, after time.Duration) {
 	logger := klog.FromContext(ctx)
 	time.AfterFunc(after, func() {
-		members, err := pl.members(spec)
+		members, err := liveMembers(pl.members, spec.Key())
 		if err != nil {
 			return
 		}
@@ -488,12 +394,13 @@ func (pl *CalcSet) rejectWaiting(spec Spec, msg string) (rejected int, wasWaitin
 	return len(waiting), wasWaiting
 }
 
-// PreFilterExtensions: none; PreFilter keeps no per-cycle state to update.
+// PreFilterExtensions: none; the cycle state PreFilter writes does not
+// depend on other pods.
 func (pl *CalcSet) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
 
 // Reserve notes when a set starts waiting.
-func (pl *CalcSet) Reserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ string) *fwk.Status {
-	spec, member, status := pl.spec(pod)
+func (pl *CalcSet) Reserve(_ context.Context, state fwk.CycleState, pod *v1.Pod, _ string) *fwk.Status {
+	spec, member, status := pl.cycleSpec(state, pod)
 	if !member || status != nil {
 		return status
 	}
@@ -510,8 +417,8 @@ func (pl *CalcSet) Reserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ s
 // later plugin or the bind failed, or the set was rejected), so the whole
 // set goes back to the queue together, frees its reservations, and is
 // retried as a unit after the backoff.
-func (pl *CalcSet) Unreserve(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, _ string) {
-	spec, member, status := pl.spec(pod)
+func (pl *CalcSet) Unreserve(ctx context.Context, state fwk.CycleState, pod *v1.Pod, _ string) {
+	spec, member, status := pl.cycleSpec(state, pod)
 	if !member || status != nil {
 		return
 	}
@@ -538,12 +445,12 @@ func (pl *CalcSet) Unreserve(ctx context.Context, _ fwk.CycleState, pod *v1.Pod,
 
 // Permit holds a reserved member until the whole set is reserved or bound,
 // then releases every waiting member at once.
-func (pl *CalcSet) Permit(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, _ string) (*fwk.Status, time.Duration) {
-	spec, member, status := pl.spec(pod)
+func (pl *CalcSet) Permit(ctx context.Context, state fwk.CycleState, pod *v1.Pod, _ string) (*fwk.Status, time.Duration) {
+	spec, member, status := pl.cycleSpec(state, pod)
 	if !member || status != nil {
 		return status, 0
 	}
-	members, err := pl.members(spec)
+	members, err := liveMembers(pl.members, spec.Key())
 	if err != nil {
 		return fwk.AsStatus(err), 0
 	}
