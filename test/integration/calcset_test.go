@@ -393,3 +393,168 @@ func TestCalcSetStrayMemberPromisesNothing(t *testing.T) {
 		t.Errorf("the set backed off (%s: %s); the stray pod promised room it has no right to", e.InvolvedObject.Name, e.Message)
 	}
 }
+
+// pipelineNodes makes two zones of two 4-CPU nodes each for the pipeline
+// tests and returns the namespace, the node selector, the nodes in order
+// (zone-a first) and each node's zone.
+func pipelineNodes(ctx context.Context, t *testing.T, name string) (map[string]string, []string, map[string]string) {
+	t.Helper()
+	selector := map[string]string{"switchyard.io/test-nodes": name}
+	if err := cluster.CreateNamespace(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []string
+	zoneOf := map[string]string{}
+	for _, zone := range []string{"zone-a", "zone-b"} {
+		labels := map[string]string{corev1.LabelTopologyZone: zone}
+		for k, v := range selector {
+			labels[k] = v
+		}
+		names, err := cluster.CreateNodes(ctx, name+"-"+zone, 2, localcluster.NodeSpec{CPU: "4", Memory: "16Gi", Labels: labels})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cluster.DeleteNodes(context.Background(), names) })
+		for _, n := range names {
+			zoneOf[n] = zone
+		}
+		nodes = append(nodes, names...)
+	}
+	return selector, nodes, zoneOf
+}
+
+// pipelineStep creates a set of size members asking cpu each that follows
+// the set after (none when empty), with extra labels and annotations.
+func pipelineStep(ctx context.Context, t *testing.T, ns, set, after string, size int, cpu string, selector, extra, annotations map[string]string) {
+	t.Helper()
+	labels := map[string]string{}
+	for k, v := range extra {
+		labels[k] = v
+	}
+	if after != "" {
+		labels[v1alpha1.CalcSetAfterLabel] = after
+	}
+	for i := range size {
+		pod := setMember(ns, set, i, size, cpu, selector, labels)
+		pod.Annotations = annotations
+		if _, err := cluster.CreatePods(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestCalcSetPipelineKeepsDataClose runs a three-step flow on the packing
+// profile, which on its own would pull every step to the fullest node:
+// extract (node locality) runs and finishes; transform follows it and lands
+// on extract's node although another node is fuller (the scheduler
+// remembers where a finished set ran); load (zone locality) follows
+// transform, still running, and stays in its zone although a node of the
+// other zone is fuller still.
+func TestCalcSetPipelineKeepsDataClose(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ns := "test-calcset-pipeline"
+	selector, nodes, zoneOf := pipelineNodes(ctx, t, ns)
+
+	pipelineStep(ctx, t, ns, "extract", "", 2, "1", selector, nil, map[string]string{localcluster.RunForAnnotation: "1s"})
+	extracted, err := cluster.WaitForBound(ctx, ns, "set=extract", 2, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pond := extracted[0].Spec.NodeName
+	waitFor(ctx, t, "extract to finish", time.Minute, func() bool {
+		list, err := cluster.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "set=extract"})
+		if err != nil {
+			return false
+		}
+		for _, p := range list.Items {
+			if p.Status.Phase != corev1.PodSucceeded {
+				return false
+			}
+		}
+		return true
+	})
+	// Make other nodes fuller than the pond, so packing alone would leave it:
+	// one in the pond's zone (2 CPUs used), one in the other zone (3 CPUs).
+	var mate, far string
+	for _, n := range nodes {
+		switch {
+		case n == pond:
+		case zoneOf[n] == zoneOf[pond] && mate == "":
+			mate = n
+		case zoneOf[n] != zoneOf[pond] && far == "":
+			far = n
+		}
+	}
+	fillNode(ctx, t, ns, mate, "2")
+	fillNode(ctx, t, ns, far, "3")
+
+	pipelineStep(ctx, t, ns, "transform", "extract", 2, "1", selector, nil, nil)
+	transformed, err := cluster.WaitForBound(ctx, ns, "set=transform", 2, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range transformed {
+		if p.Spec.NodeName != pond {
+			t.Errorf("transform member %s on %s, want %s where extract ran (packing alone picks %s)", p.Name, p.Spec.NodeName, pond, mate)
+		}
+	}
+
+	pipelineStep(ctx, t, ns, "load", "transform", 2, "500m", selector, map[string]string{v1alpha1.CalcSetLocalityLabel: "zone"}, nil)
+	loaded, err := cluster.WaitForBound(ctx, ns, "set=load", 2, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range loaded {
+		if zoneOf[p.Spec.NodeName] != zoneOf[pond] {
+			t.Errorf("load member %s on %s in %s, want %s where transform runs (packing alone picks %s)", p.Name, p.Spec.NodeName, zoneOf[p.Spec.NodeName], zoneOf[pond], far)
+		}
+	}
+}
+
+// TestCalcSetFollowerWithoutRoom: where the predecessor runs there is no
+// room for the follower. A preferred follower waits its window (2s), then
+// is placed elsewhere with a Warning Event that says so; a required one
+// keeps waiting past its window, and lands where the predecessor ran once
+// room appears there.
+func TestCalcSetFollowerWithoutRoom(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ns := "test-calcset-follower-without-room"
+	selector, _, _ := pipelineNodes(ctx, t, ns)
+
+	pipelineStep(ctx, t, ns, "first", "", 1, "3", selector, nil, nil)
+	first, err := cluster.WaitForBound(ctx, ns, "set=first", 1, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pond := first[0].Spec.NodeName
+	window := map[string]string{v1alpha1.CalcSetWindowLabel: "2s"}
+	pipelineStep(ctx, t, ns, "preferred", "first", 2, "1", selector, window, nil)
+	required := map[string]string{v1alpha1.CalcSetWindowLabel: "2s", v1alpha1.CalcSetAfterModeLabel: "required"}
+	pipelineStep(ctx, t, ns, "required", "first", 2, "1", selector, required, nil)
+
+	moved, err := cluster.WaitForBound(ctx, ns, "set=preferred", 2, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range moved {
+		if p.Spec.NodeName == pond {
+			t.Errorf("preferred member %s on %s, which has no room for the set", p.Name, pond)
+		}
+	}
+	waitForEvent(ctx, t, ns, "", "CalcSetPlacedAwayFromPredecessor", "placing it elsewhere")
+	waitForEvent(ctx, t, ns, "", "CalcSetWaitingForPredecessor", "required")
+	assertNeverBound(ctx, t, ns, "set=required", 4*time.Second)
+
+	if err := cluster.Client.CoreV1().Pods(ns).Delete(ctx, first[0].Name, metav1.DeleteOptions{GracePeriodSeconds: ptrTo[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	stayed, err := cluster.WaitForBound(ctx, ns, "set=required", 2, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range stayed {
+		if p.Spec.NodeName != pond {
+			t.Errorf("required member %s on %s, want %s where set first ran", p.Name, p.Spec.NodeName, pond)
+		}
+	}
+}

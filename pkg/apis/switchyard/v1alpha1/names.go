@@ -44,6 +44,14 @@ const (
 	CalcSetLocalityLabel = "switchyard.io/calcset-locality"
 	// CalcSetWindowLabel is how long reserved members wait for the rest, e.g. "90s".
 	CalcSetWindowLabel = "switchyard.io/calcset-window"
+	// CalcSetAfterLabel names the set of the same namespace that this set
+	// follows in a pipeline: its members are placed in the domain where
+	// that set runs or ran (its data is there), when they fit.
+	CalcSetAfterLabel = "switchyard.io/calcset-after"
+	// CalcSetAfterModeLabel says what a following set does when it does not
+	// fit where its predecessor ran: "preferred" (the default) waits for its
+	// window, then is placed elsewhere with an Event; "required" waits.
+	CalcSetAfterModeLabel = "switchyard.io/calcset-after-mode"
 	// ZoneLabel is the node label that defines a zone for zone locality.
 	ZoneLabel = corev1.LabelTopologyZone
 )

@@ -61,7 +61,37 @@ type CalcSet struct {
 	firstReserved map[string]time.Time
 	// warned are pods that already got their InvalidCalcSet event.
 	warned sets.Set[types.UID]
+	// retrying are sets with a retry timer pending (retryAfter), so that
+	// every member failing in a row arms one timer, not one each.
+	retrying sets.Set[string]
+	// ran remembers where completed sets were placed, for the sets that
+	// follow them in a pipeline after their pods finished (the informer
+	// no longer has finished pods). It lives in memory: a restarted
+	// scheduler knows only the sets whose members still run.
+	ran map[string]ranRecord
+	// awayFrom is, per following set that did not fit where its
+	// predecessor ran, since when, and whether it was told it moves.
+	awayFrom map[string]*awayRecord
 }
+
+// ranRecord is where a completed set was placed, and when.
+type ranRecord struct {
+	nodes sets.Set[string]
+	at    time.Time
+}
+
+// awayRecord is a following set kept from its predecessor's domain.
+type awayRecord struct {
+	since time.Time
+	moved bool
+}
+
+// rememberRanFor bounds how long, and maxRemembered how many, completed
+// sets' placements are kept for sets that follow them.
+const (
+	rememberRanFor = time.Hour
+	maxRemembered  = 10000
+)
 
 var (
 	_ fwk.PreEnqueuePlugin  = &CalcSet{}
@@ -91,6 +121,9 @@ func New(_ context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error
 		misfit:        map[string]time.Time{},
 		firstReserved: map[string]time.Time{},
 		warned:        sets.New[types.UID](),
+		retrying:      sets.New[string](),
+		ran:           map[string]ranRecord{},
+		awayFrom:      map[string]*awayRecord{},
 	}, nil
 }
 
@@ -176,7 +209,7 @@ func (pl *CalcSet) isOwnSetChanged(_ klog.Logger, _ *v1.Pod, oldObj, newObj any)
 	if !okOld || !okNew {
 		return fwk.Queue, nil
 	}
-	for _, key := range []string{v1alpha1.CalcSetLabel, v1alpha1.CalcSetSizeLabel, v1alpha1.CalcSetLocalityLabel, v1alpha1.CalcSetWindowLabel} {
+	for _, key := range []string{v1alpha1.CalcSetLabel, v1alpha1.CalcSetSizeLabel, v1alpha1.CalcSetLocalityLabel, v1alpha1.CalcSetWindowLabel, v1alpha1.CalcSetAfterLabel, v1alpha1.CalcSetAfterModeLabel} {
 		if oldPod.Labels[key] != newPod.Labels[key] {
 			return fwk.Queue, nil
 		}
@@ -291,8 +324,16 @@ func (pl *CalcSet) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.
 			need.add(demandOf(m))
 		}
 	}
-	zoneOf := zoneLookup(nodes)
-	candidates, where := chooseDomain(spec.Locality, nodes, placed, need, promisedRoom(waiting, spec.Key(), zoneOf))
+	promised := promisedRoom(waiting, spec.Key(), zoneLookup(nodes))
+	if spec.After != "" && placed.nodes.Len() == 0 {
+		// The first member of a following set: its predecessor's domain
+		// first. Once a member is placed, the domain is the members'.
+		result, status, done := pl.followPredecessor(ctx, spec, pod, nodes, placed, need, promised)
+		if done {
+			return result, status
+		}
+	}
+	candidates, where := chooseDomain(spec.Locality, nodes, placed, need, promised)
 	if candidates == nil {
 		pl.misfitSet(ctx, spec, pod, fmt.Sprintf("%d unplaced members needing %s do not fit %s", need.pods, need, where))
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable,
@@ -302,6 +343,115 @@ func (pl *CalcSet) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.
 		return nil, nil
 	}
 	return &fwk.PreFilterResult{NodeNames: candidates}, nil
+}
+
+// followPredecessor places the first member of a set that follows
+// another in the domain where that one runs or ran. done is false when
+// the set is to be placed anywhere instead: its predecessor's domain has
+// no room, the set is not required to stay, and its window has passed.
+func (pl *CalcSet) followPredecessor(ctx context.Context, spec Spec, pod *v1.Pod, nodes []fwk.NodeInfo, placed placement, need demand, promised promises) (*fwk.PreFilterResult, *fwk.Status, bool) {
+	ran, err := pl.ranNodes(spec.AfterKey())
+	if err != nil {
+		return nil, fwk.AsStatus(err), true
+	}
+	near := nearPredecessor(spec.Locality, nodes, ran)
+	candidates, where := chooseDomain(spec.Locality, near, placed, need, promised)
+	if candidates != nil {
+		pl.mu.Lock()
+		delete(pl.awayFrom, spec.Key())
+		pl.mu.Unlock()
+		if spec.Locality == config.CalcSetLocalityNone {
+			candidates = nodeNames(near)
+		}
+		return &fwk.PreFilterResult{NodeNames: candidates}, nil, true
+	}
+	why := fmt.Sprintf("%d unplaced members (%s) do not fit %s where set %s ran (%v)", need.pods, need, where, spec.After, sets.List(ran))
+	if ran.Len() == 0 {
+		why = fmt.Sprintf("set %s, which it follows, has not been placed yet", spec.After)
+	}
+	now := time.Now()
+	pl.mu.Lock()
+	away, known := pl.awayFrom[spec.Key()]
+	if !known {
+		pl.pruneLocked(now)
+		away = &awayRecord{since: now}
+		pl.awayFrom[spec.Key()] = away
+	}
+	wait, until := keepWaitingNear(spec.AfterRequired, away.since, now, spec.Window)
+	tellMoved := !wait && !away.moved
+	away.moved = away.moved || !wait
+	pl.mu.Unlock()
+	recorder := pl.handle.EventRecorder()
+	if wait {
+		pl.retryAfter(ctx, spec, pl.args.BackoffAfterMisfit.Duration)
+		msg := fmt.Sprintf("calculation set %s follows %s: %s; waiting until %s, then placing it elsewhere", spec.Name, spec.After, why, until.Format(time.RFC3339))
+		if spec.AfterRequired {
+			msg = fmt.Sprintf("calculation set %s follows %s: %s; waiting (%s=required)", spec.Name, spec.After, why, v1alpha1.CalcSetAfterModeLabel)
+		}
+		if !known {
+			recorder.Eventf(pod, nil, v1.EventTypeNormal, "CalcSetWaitingForPredecessor", "Scheduling", "%s", msg)
+		}
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, msg), true
+	}
+	if tellMoved {
+		klog.FromContext(ctx).V(2).Info("Placing a following calculation set away from its predecessor", "set", spec.Key(), "after", spec.After, "why", why)
+		recorder.Eventf(pod, nil, v1.EventTypeWarning, "CalcSetPlacedAwayFromPredecessor", "Scheduling",
+			"Calculation set %s follows %s but %s for its window of %s; placing it elsewhere (label %s=required would keep it waiting)", spec.Name, spec.After, why, spec.Window, v1alpha1.CalcSetAfterModeLabel)
+	}
+	return nil, nil, false
+}
+
+// ranNodes is where the set runs (its live members' nodes) or ran (the
+// placement remembered when it completed).
+func (pl *CalcSet) ranNodes(key string) (sets.Set[string], error) {
+	members, err := liveMembers(pl.members, key)
+	if err != nil {
+		return nil, err
+	}
+	nodes := sets.New[string]()
+	for _, m := range members {
+		if m.Spec.NodeName != "" {
+			nodes.Insert(m.Spec.NodeName)
+		}
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if r, ok := pl.ran[key]; ok {
+		nodes = nodes.Union(r.nodes)
+	}
+	return nodes, nil
+}
+
+// rememberRan records where a set that just completed was placed.
+func (pl *CalcSet) rememberRan(key string, nodes sets.Set[string], now time.Time) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	pl.pruneLocked(now)
+	if len(pl.ran) >= maxRemembered {
+		oldest, at := "", now
+		for k, r := range pl.ran {
+			if r.at.Before(at) {
+				oldest, at = k, r.at
+			}
+		}
+		delete(pl.ran, oldest)
+	}
+	pl.ran[key] = ranRecord{nodes: nodes, at: now}
+	delete(pl.awayFrom, key)
+}
+
+// pruneLocked forgets placements and waits older than rememberRanFor.
+func (pl *CalcSet) pruneLocked(now time.Time) {
+	for k, r := range pl.ran {
+		if now.Sub(r.at) > rememberRanFor {
+			delete(pl.ran, k)
+		}
+	}
+	for k, a := range pl.awayFrom {
+		if now.Sub(a.since) > rememberRanFor {
+			delete(pl.awayFrom, k)
+		}
+	}
 }
 
 // zoneLookup maps the cycle's node names to their zone label.
@@ -352,7 +502,17 @@ func (pl *CalcSet) misfitSet(ctx context.Context, spec Spec, pod *v1.Pod, why st
 // release them (the capacity they lost to may free without one).
 func (pl *CalcSet) retryAfter(ctx context.Context, spec Spec, after time.Duration) {
 	logger := klog.FromContext(ctx)
+	pl.mu.Lock()
+	if pl.retrying.Has(spec.Key()) {
+		pl.mu.Unlock()
+		return
+	}
+	pl.retrying.Insert(spec.Key())
+	pl.mu.Unlock()
 	time.AfterFunc(after, func() {
+		pl.mu.Lock()
+		pl.retrying.Delete(spec.Key())
+		pl.mu.Unlock()
 		members, err := liveMembers(pl.members, spec.Key())
 		if err != nil {
 			return
@@ -445,7 +605,7 @@ func (pl *CalcSet) Unreserve(ctx context.Context, state fwk.CycleState, pod *v1.
 
 // Permit holds a reserved member until the whole set is reserved or bound,
 // then releases every waiting member at once.
-func (pl *CalcSet) Permit(ctx context.Context, state fwk.CycleState, pod *v1.Pod, _ string) (*fwk.Status, time.Duration) {
+func (pl *CalcSet) Permit(ctx context.Context, state fwk.CycleState, pod *v1.Pod, nodeName string) (*fwk.Status, time.Duration) {
 	spec, member, status := pl.cycleSpec(state, pod)
 	if !member || status != nil {
 		return status, 0
@@ -473,11 +633,19 @@ func (pl *CalcSet) Permit(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 		pl.handle.Activate(klog.FromContext(ctx), unscheduled)
 		return fwk.NewStatus(fwk.Wait, fmt.Sprintf("calculation set %s: %d of %d members reserved", spec.Name, ready.Len(), spec.Size)), spec.Window
 	}
+	placedOn := sets.New(nodeName)
+	for _, m := range members {
+		if m.Spec.NodeName != "" {
+			placedOn.Insert(m.Spec.NodeName)
+		}
+	}
 	pl.handle.IterateOverWaitingPods(func(wp fwk.WaitingPod) {
 		if p := wp.GetPod(); p.Namespace == spec.Namespace && p.Labels[v1alpha1.CalcSetLabel] == spec.Name {
+			placedOn.Insert(p.Spec.NodeName)
 			wp.Allow(Name)
 		}
 	})
+	pl.rememberRan(spec.Key(), placedOn, time.Now())
 	profile := pl.handle.ProfileName()
 	pl.mu.Lock()
 	if started, waiting := pl.firstReserved[spec.Key()]; waiting {

@@ -18,7 +18,16 @@ type Spec struct {
 	Size      int
 	Locality  config.CalcSetLocality
 	Window    time.Duration
+	// After names the set (same namespace) this one follows in a
+	// pipeline; empty when it follows none.
+	After string
+	// AfterRequired: the set waits until it fits where After ran, instead
+	// of being placed elsewhere once its window has passed.
+	AfterRequired bool
 }
+
+// AfterKey identifies the set this one follows.
+func (s Spec) AfterKey() string { return s.Namespace + "/" + s.After }
 
 // Key identifies the set within the cluster.
 func (s Spec) Key() string { return s.Namespace + "/" + s.Name }
@@ -62,6 +71,22 @@ func parse(pod *v1.Pod, args *config.CalcSetArgs) (spec Spec, ok bool, err error
 			return spec, true, fmt.Errorf("label %s=%q must be a duration between 1s and %s, e.g. 90s", v1alpha1.CalcSetWindowLabel, raw, args.MaxWindow.Duration)
 		}
 		spec.Window = window
+	}
+	if after, found := pod.Labels[v1alpha1.CalcSetAfterLabel]; found {
+		if after == "" || after == name {
+			return spec, true, fmt.Errorf("label %s=%q must name another calculation set of the namespace, the one this set follows", v1alpha1.CalcSetAfterLabel, after)
+		}
+		spec.After = after
+	}
+	if mode, found := pod.Labels[v1alpha1.CalcSetAfterModeLabel]; found {
+		switch {
+		case spec.After == "":
+			return spec, true, fmt.Errorf("label %s=%q needs label %s naming the set this one follows", v1alpha1.CalcSetAfterModeLabel, mode, v1alpha1.CalcSetAfterLabel)
+		case mode == "required":
+			spec.AfterRequired = true
+		case mode != "preferred":
+			return spec, true, fmt.Errorf("label %s=%q must be preferred or required", v1alpha1.CalcSetAfterModeLabel, mode)
+		}
 	}
 	return spec, true, nil
 }

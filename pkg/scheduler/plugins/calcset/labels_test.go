@@ -43,6 +43,16 @@ func TestParse(t *testing.T) {
 		{name: "window below a second", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "2", v1alpha1.CalcSetWindowLabel: "999ms"}, wantMember: true, wantErr: "between 1s and"},
 		{name: "window of exactly a second", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "2", v1alpha1.CalcSetWindowLabel: "1s"}, wantMember: true,
 			want: Spec{Namespace: "ns", Name: "s", Size: 2, Locality: config.CalcSetLocalityNode, Window: time.Second}},
+		{name: "follows a set", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "2", v1alpha1.CalcSetAfterLabel: "prev"}, wantMember: true,
+			want: Spec{Namespace: "ns", Name: "s", Size: 2, Locality: config.CalcSetLocalityNode, Window: time.Minute, After: "prev"}},
+		{name: "follows a set, required", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "2", v1alpha1.CalcSetAfterLabel: "prev", v1alpha1.CalcSetAfterModeLabel: "required"}, wantMember: true,
+			want: Spec{Namespace: "ns", Name: "s", Size: 2, Locality: config.CalcSetLocalityNode, Window: time.Minute, After: "prev", AfterRequired: true}},
+		{name: "follows a set, preferred said", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "2", v1alpha1.CalcSetAfterLabel: "prev", v1alpha1.CalcSetAfterModeLabel: "preferred"}, wantMember: true,
+			want: Spec{Namespace: "ns", Name: "s", Size: 2, Locality: config.CalcSetLocalityNode, Window: time.Minute, After: "prev"}},
+		{name: "follows itself", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "2", v1alpha1.CalcSetAfterLabel: "s"}, wantMember: true, wantErr: "another calculation set"},
+		{name: "follows nothing", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "2", v1alpha1.CalcSetAfterLabel: ""}, wantMember: true, wantErr: "another calculation set"},
+		{name: "unknown after mode", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "2", v1alpha1.CalcSetAfterLabel: "prev", v1alpha1.CalcSetAfterModeLabel: "strict"}, wantMember: true, wantErr: "preferred or required"},
+		{name: "after mode without after", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "2", v1alpha1.CalcSetAfterModeLabel: "required"}, wantMember: true, wantErr: "needs label"},
 		{name: "window above max", labels: map[string]string{v1alpha1.CalcSetLabel: "s", v1alpha1.CalcSetSizeLabel: "2", v1alpha1.CalcSetWindowLabel: "1h"}, wantMember: true, wantErr: "duration"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package calcset
 
 import (
 	"fmt"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -238,4 +239,44 @@ func nodeNames(nodes []fwk.NodeInfo) sets.Set[string] {
 		out.Insert(n.Node().Name)
 	}
 	return out
+}
+
+// nearPredecessor narrows the nodes to the domain where a followed set
+// ran (ran: the nodes its members were placed on), as the following set's
+// locality reads it: the same nodes for node locality and no locality,
+// every node of the same zones for zone locality.
+func nearPredecessor(locality config.CalcSetLocality, nodes []fwk.NodeInfo, ran sets.Set[string]) []fwk.NodeInfo {
+	if ran.Len() == 0 {
+		return nil
+	}
+	var near []fwk.NodeInfo
+	if locality == config.CalcSetLocalityZone {
+		zones := sets.New[string]()
+		for _, n := range nodes {
+			if zone := n.Node().Labels[v1alpha1.ZoneLabel]; zone != "" && ran.Has(n.Node().Name) {
+				zones.Insert(zone)
+			}
+		}
+		for _, n := range nodes {
+			if zones.Has(n.Node().Labels[v1alpha1.ZoneLabel]) {
+				near = append(near, n)
+			}
+		}
+		return near
+	}
+	for _, n := range nodes {
+		if ran.Has(n.Node().Name) {
+			near = append(near, n)
+		}
+	}
+	return near
+}
+
+// keepWaitingNear decides for a following set that does not fit where its
+// predecessor ran (since: when it first did not): a required one waits; a
+// preferred one waits until its window has passed, then goes elsewhere.
+// until is when a preferred set stops waiting.
+func keepWaitingNear(required bool, since, now time.Time, window time.Duration) (wait bool, until time.Time) {
+	until = since.Add(window)
+	return required || now.Before(until), until
 }

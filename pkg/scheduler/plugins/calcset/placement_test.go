@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -190,6 +191,56 @@ func TestSetIndexFunc(t *testing.T) {
 			got, err := setIndexFunc(obj)
 			if err != nil || fmt.Sprint(got) != fmt.Sprint(tc.want) {
 				t.Errorf("index keys %v (%v), want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestNearPredecessor(t *testing.T) {
+	nodes := []fwk.NodeInfo{fakeNode("a", "z1", 4, 0), fakeNode("b", "z1", 4, 0), fakeNode("c", "z2", 4, 0), fakeNode("d", "", 4, 0)}
+	for _, tc := range []struct {
+		name     string
+		locality config.CalcSetLocality
+		ran      []string
+		want     []string
+	}{
+		{name: "not run yet", locality: config.CalcSetLocalityNode},
+		{name: "node: the nodes it ran on", locality: config.CalcSetLocalityNode, ran: []string{"b"}, want: []string{"b"}},
+		{name: "node: a node that is gone is no domain", locality: config.CalcSetLocalityNode, ran: []string{"gone"}},
+		{name: "zone: every node of its zone", locality: config.CalcSetLocalityZone, ran: []string{"b"}, want: []string{"a", "b"}},
+		{name: "zone: of each zone it ran in", locality: config.CalcSetLocalityZone, ran: []string{"a", "c"}, want: []string{"a", "b", "c"}},
+		{name: "zone: a node without a zone gives none", locality: config.CalcSetLocalityZone, ran: []string{"d"}},
+		{name: "none: the nodes it ran on", locality: config.CalcSetLocalityNone, ran: []string{"a", "d"}, want: []string{"a", "d"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := sets.New[string]()
+			for _, n := range nearPredecessor(tc.locality, nodes, sets.New(tc.ran...)) {
+				got.Insert(n.Node().Name)
+			}
+			if !got.Equal(sets.New(tc.want...)) {
+				t.Errorf("near %v, want %v", sets.List(got), tc.want)
+			}
+		})
+	}
+}
+
+func TestKeepWaitingNear(t *testing.T) {
+	since := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name     string
+		required bool
+		after    time.Duration
+		want     bool
+	}{
+		{name: "preferred, just started", after: 0, want: true},
+		{name: "preferred, inside the window", after: 59 * time.Second, want: true},
+		{name: "preferred, window over", after: time.Minute, want: false},
+		{name: "required, window over", required: true, after: time.Hour, want: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wait, until := keepWaitingNear(tc.required, since, since.Add(tc.after), time.Minute)
+			if wait != tc.want || !until.Equal(since.Add(time.Minute)) {
+				t.Errorf("wait %v until %s, want %v until %s", wait, until, tc.want, since.Add(time.Minute))
 			}
 		})
 	}
