@@ -392,3 +392,27 @@ func TestLeaderOnlyReadyDeploymentsRecreate(t *testing.T) {
 		t.Errorf("found %d of the 2 leader-elected Deployments", found)
 	}
 }
+
+// TestExamplesApplyServerSide: every example the README points to is valid
+// for this version's API server and CRDs (a server-side dry-run apply).
+func TestExamplesApplyServerSide(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	root, err := localcluster.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(root, "manifests/examples/*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples found: %v", err)
+	}
+	kubectl := filepath.Join(cluster.ToolsDir, "kubectl")
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			out, err := exec.CommandContext(ctx, kubectl, "apply", "--kubeconfig", cluster.KubeconfigPath, "--server-side", "--dry-run=server",
+				"--force-conflicts", "--field-manager=switchyard-examples-test", "-f", file).CombinedOutput()
+			if err != nil {
+				t.Fatalf("kubectl apply --server-side --dry-run=server -f %s: %v\n%s", file, err, out)
+			}
+		})
+	}
+}
