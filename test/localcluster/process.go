@@ -18,8 +18,10 @@ import (
 type Process struct {
 	Name    string
 	LogPath string
-	cmd     *exec.Cmd
-	done    chan error
+	// MetricsURL is a scheduler process's /metrics (HTTPS, self-signed).
+	MetricsURL string
+	cmd        *exec.Cmd
+	done       chan error
 }
 
 // StartProcess runs binary with args, output to a log file in the cluster's
@@ -148,5 +150,12 @@ func (c *Cluster) StartSchedulerProcess(ctx context.Context, name, binary string
 		return nil, err
 	}
 	args := []string{"--config=" + configPath, "--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", port), "--v=1"}
-	return c.StartProcess(ctx, name, binary, args, fmt.Sprintf("https://127.0.0.1:%d/healthz", port))
+	if opts.OpenMetrics {
+		args = append(args, "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics")
+	}
+	p, err := c.StartProcess(ctx, name, binary, args, fmt.Sprintf("https://127.0.0.1:%d/healthz", port))
+	if p != nil {
+		p.MetricsURL = fmt.Sprintf("https://127.0.0.1:%d/metrics", port)
+	}
+	return p, err
 }

@@ -73,7 +73,8 @@ func (b *bench) setNodes(ctx context.Context, count int) error {
 			n++
 		}
 		names, err := b.cluster.CreateNodes(ctx, fmt.Sprintf("perf-%d-z%d", count, zone), n, localcluster.NodeSpec{
-			CPU: "32", Memory: "128Gi", Pods: 110,
+			// scheduler_perf's node template (node-default.yaml).
+			CPU: "4", Memory: "32Gi", Pods: 110,
 			Labels: map[string]string{corev1.LabelTopologyZone: fmt.Sprintf("zone-%d", zone)},
 		})
 		b.nodes = append(b.nodes, names...)
@@ -84,48 +85,67 @@ func (b *bench) setNodes(ctx context.Context, count int) error {
 	return b.cluster.CreateNamespace(ctx, namespace)
 }
 
+// Modes of a scheduling workload.
+const (
+	// modeE2E creates the pods while the scheduler runs and times the
+	// first create to the last bind: what a user sees, API server included.
+	modeE2E = "e2e"
+	// modeDrain creates every pod first with no scheduler running, then
+	// starts the scheduler and times the first bind to the last: what the
+	// scheduler itself can do.
+	modeDrain = "drain"
+)
+
 func (b *bench) workload(ctx context.Context, name string, nodes int) ([]Result, error) {
 	variants := []string{"upstream", "direct", "routed"}
 	runOnce := b.schedule
+	modes := b.cfg.modes
 	switch name {
 	case "admission", "admission-scale":
 		variants = []string{"raw-patch", "coordinator"}
-		runOnce = b.admit
+		runOnce = func(ctx context.Context, workload, variant, _ string, nodes int) (Run, error) {
+			return b.admit(ctx, workload, variant, nodes)
+		}
+		modes = []string{modeE2E}
 	case "calcset":
 		// The same pods in switchyard-batch, without and with set labels.
 		variants = []string{"plain", "calcset"}
 	case "external":
 		// The same routed pods, to a profile or to an external queue.
 		variants = []string{"profile", "external"}
-	}
-	runs := map[string][]Run{}
-	for round := range b.cfg.rounds {
-		for i := range variants {
-			// Rotate the order each round so no variant always runs first.
-			v := variants[(i+round)%len(variants)]
-			progress("  %s, %s, round %d", name, v, round+1)
-			run, err := runOnce(ctx, name, v, nodes)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", v, err)
-			}
-			runs[v] = append(runs[v], run)
-		}
+		modes = []string{modeE2E}
 	}
 	var out []Result
-	base := median(runs[variants[0]]).ThroughputAvg
-	for _, v := range variants {
-		m := median(runs[v])
-		ratio := 0.0
-		if base > 0 {
-			ratio = m.ThroughputAvg / base
+	for _, mode := range modes {
+		runs := map[string][]Run{}
+		for round := range b.cfg.rounds {
+			for i := range variants {
+				// Rotate the order each round so no variant always runs first.
+				v := variants[(i+round)%len(variants)]
+				progress("  %s (%s), %s, round %d", name, mode, v, round+1)
+				run, err := runOnce(ctx, name, v, mode, nodes)
+				if err != nil {
+					return nil, fmt.Errorf("%s (%s): %w", v, mode, err)
+				}
+				runs[v] = append(runs[v], run)
+			}
 		}
-		out = append(out, Result{Workload: name, Nodes: nodes, Variant: v, Median: m, Runs: runs[v], Ratio: ratio})
+		base := median(runs[variants[0]]).ThroughputAvg
+		for _, v := range variants {
+			m := median(runs[v])
+			ratio := 0.0
+			if base > 0 {
+				ratio = m.ThroughputAvg / base
+			}
+			last := runs[v][len(runs[v])-1]
+			out = append(out, Result{Workload: name, Mode: mode, Nodes: nodes, Variant: v, Median: m, Runs: runs[v], Ratio: ratio, Plugins: last.Plugins})
+		}
 	}
 	return out, nil
 }
 
 // schedule runs one variant of a scheduling workload.
-func (b *bench) schedule(ctx context.Context, workload, variant string, nodes int) (Run, error) {
+func (b *bench) schedule(ctx context.Context, workload, variant, mode string, nodes int) (Run, error) {
 	var run Run
 	var coordinator *localcluster.Process
 	routed := variant == "routed" || workload == "external"
@@ -148,6 +168,20 @@ func (b *bench) schedule(ctx context.Context, workload, variant string, nodes in
 			}
 		}
 	}
+	pods := b.pods(workload, variant, nodes)
+	// Binds are observed from before the scheduler starts, so none is
+	// first seen late.
+	bound, stop, err := b.observeBinds(ctx)
+	if err != nil {
+		return run, err
+	}
+	defer stop()
+	if mode == modeDrain {
+		// Every pod exists before any scheduler runs.
+		if _, _, err := b.create(ctx, pods); err != nil {
+			return run, err
+		}
+	}
 	binary, config := filepath.Join(b.cluster.ToolsDir, "kube-scheduler"), upstreamConfig
 	if variant != "upstream" {
 		shipped, err := localcluster.ShippedSchedulerConfig()
@@ -157,7 +191,7 @@ func (b *bench) schedule(ctx context.Context, workload, variant string, nodes in
 		binary, config = b.cfg.switchyard, shipped
 	}
 	scheduler, err := b.cluster.StartSchedulerProcess(ctx, variant+"-scheduler", binary, localcluster.SchedulerOptions{
-		Config: config, QPS: b.cfg.schedulerQPS, Burst: int32(2 * b.cfg.schedulerQPS),
+		Config: config, QPS: b.cfg.schedulerQPS, Burst: int32(2 * b.cfg.schedulerQPS), OpenMetrics: true,
 	})
 	if err != nil {
 		return run, err
@@ -172,24 +206,27 @@ func (b *bench) schedule(ctx context.Context, workload, variant string, nodes in
 		defer binder.Stop()
 	}
 
-	pods := b.pods(workload, variant, nodes)
-	bound, stop, err := b.observeBinds(ctx)
-	if err != nil {
-		return run, err
-	}
-	defer stop()
 	usage := b.snapshotUsage(binder, coordinator)
-	created, createSecs, err := b.create(ctx, pods)
-	if err != nil {
-		return run, err
+	var created map[string]time.Time
+	var createSecs float64
+	if mode == modeE2E {
+		if created, createSecs, err = b.create(ctx, pods); err != nil {
+			return run, err
+		}
 	}
 	if err := waitAll(ctx, bound, len(pods), 10*time.Minute); err != nil {
 		return run, err
 	}
 	run = usage.delta(b, binder, coordinator, len(pods))
-	run.CreatePerSec = float64(len(pods)) / createSecs
-	bindTimes := bound.times()
-	fillThroughput(&run, created, bindTimes)
+	if run.Plugins, err = pluginCosts(scheduler.MetricsURL); err != nil {
+		return run, fmt.Errorf("reading the scheduler's plugin metrics: %w", err)
+	}
+	if mode == modeE2E {
+		run.CreatePerSec = float64(len(pods)) / createSecs
+		fillThroughput(&run, created, bound.times())
+	} else {
+		fillDrain(&run, bound.times())
+	}
 	return run, b.deletePods(ctx)
 }
 
@@ -203,7 +240,8 @@ func (b *bench) pods(workload, variant string, nodes int) []*corev1.Pod {
 	}
 	out := make([]*corev1.Pod, 0, count)
 	for i := range count {
-		spec := localcluster.PodSpec{CPU: "100m", Memory: "100Mi", Labels: map[string]string{"perf": workload}}
+		// scheduler_perf's pod template (pod-default.yaml) asks the same.
+		spec := localcluster.PodSpec{CPU: "100m", Memory: "500Mi", Labels: map[string]string{"perf": workload}}
 		switch variant {
 		case "upstream":
 			spec.SchedulerName = corev1.DefaultSchedulerName
@@ -371,6 +409,21 @@ func fillThroughput(run *Run, created, bound map[string]time.Time) {
 	run.ThroughputP50, run.ThroughputP90, run.ThroughputP99 = perSecond(binds)
 	run.LatencyP50Ms = percentile(latencies, 50)
 	run.LatencyP99Ms = percentile(latencies, 99)
+}
+
+// fillDrain computes throughput from the first bind to the last, for the
+// drain mode (no create-to-bound latency: every pod waited for the
+// scheduler to start).
+func fillDrain(run *Run, bound map[string]time.Time) {
+	binds := make([]time.Time, 0, len(bound))
+	for _, t := range bound {
+		binds = append(binds, t)
+	}
+	if len(binds) < 2 {
+		return
+	}
+	run.ThroughputP50, run.ThroughputP90, run.ThroughputP99 = perSecond(binds) // sorts binds
+	run.ThroughputAvg = float64(len(binds)-1) / binds[len(binds)-1].Sub(binds[0]).Seconds()
 }
 
 // perSecond buckets events into full seconds from the first one and returns

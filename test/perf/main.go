@@ -15,6 +15,10 @@
 //     schedulerName switchyard and a queue label, and the API server's
 //     MutatingAdmissionPolicy routes them at creation.
 //
+// Scheduling workloads run in two modes: e2e creates the pods while the
+// scheduler runs (first create to last bind); drain creates every pod
+// first, with no scheduler running, then starts it (first bind to last).
+//
 // The admission workload measures the coordinator removing gates against
 // the same PATCHes sent raw by this driver with as many workers. The
 // calcset workload schedules the same pods in switchyard-batch without
@@ -53,6 +57,7 @@ type config struct {
 	coordinator  string
 	shortjob     string
 	amqpURL      string
+	modes        []string
 	outDir       string
 	schedulerQPS float32
 }
@@ -67,6 +72,7 @@ func main() {
 	flag.StringVar(&cfg.coordinator, "switchyard-coordinator", "_output/bin/switchyard-coordinator", "switchyard-coordinator binary")
 	flag.StringVar(&cfg.shortjob, "switchyard-shortjob", "_output/bin/switchyard-shortjob", "switchyard-shortjob binary (external workload)")
 	flag.StringVar(&cfg.amqpURL, "amqp-url", envOr("SWITCHYARD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), "RabbitMQ for the external workload")
+	modes := flag.String("modes", "e2e,drain", "comma-separated modes of the scheduling workloads: e2e (create while scheduling), drain (create first, then start the scheduler)")
 	flag.StringVar(&cfg.outDir, "out", "_output/bench", "folder for results.json and results.md")
 	qps := flag.Float64("scheduler-qps", 1000, "client QPS (and half the burst) of every scheduler; upstream's default of 50 would cap binds at 50/s")
 	klog.InitFlags(nil)
@@ -81,6 +87,15 @@ func main() {
 		cfg.nodes = append(cfg.nodes, v)
 	}
 	cfg.workloads = strings.Split(*workloads, ",")
+	for _, m := range strings.Split(*modes, ",") {
+		switch m = strings.TrimSpace(m); m {
+		case modeE2E, modeDrain:
+			cfg.modes = append(cfg.modes, m)
+		default:
+			fmt.Fprintf(os.Stderr, "perf: unknown mode %q (want e2e or drain)\n", m)
+			os.Exit(2)
+		}
+	}
 	logFile, err := os.CreateTemp("", "switchyard-perf-*.log")
 	if err == nil {
 		klog.LogToStderr(false)

@@ -41,15 +41,22 @@ type Run struct {
 	CoordinatorPeakMB float64 `json:"coordinatorPeakMB,omitempty"`
 	// APIServerRSSMB is the API server's resident memory at the end of the run.
 	APIServerRSSMB float64 `json:"apiserverRSSMB"`
+	// Plugins are the scheduler's per-plugin costs in this run.
+	Plugins []PluginCost `json:"plugins,omitempty"`
 }
 
 // Result is the median over rounds of one variant of one workload.
 type Result struct {
 	Workload string `json:"workload"`
-	Nodes    int    `json:"nodes"`
-	Variant  string `json:"variant"`
-	Median   Run    `json:"median"`
-	Runs     []Run  `json:"runs"`
+	// Mode is e2e (pods created while the scheduler runs) or drain (pods
+	// created first, then the scheduler started).
+	Mode    string `json:"mode"`
+	Nodes   int    `json:"nodes"`
+	Variant string `json:"variant"`
+	Median  Run    `json:"median"`
+	Runs    []Run  `json:"runs"`
+	// Plugins are the scheduler's per-plugin costs in the last round.
+	Plugins []PluginCost `json:"plugins,omitempty"`
 	// Ratio is this variant's median average throughput over the
 	// baseline's (upstream; for admission, raw PATCHes).
 	Ratio float64 `json:"ratio"`
@@ -108,20 +115,20 @@ func (r *Report) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Switchyard vs upstream kube-scheduler (Kubernetes 1.37.2, same vendored tree), %s, %d cores, %s, %d pods per run, median of %d rounds, variants alternating.\n\n",
 		r.Started.Format("2006-01-02 15:04 UTC"), r.Cores, r.GoVersion, r.Pods, r.Rounds)
-	b.WriteString("| workload | nodes | variant | pods/s avg | p50 | p90 | p99 | create->bound p50 | p99 | creates/s | scheduler CPU s/1k pods | apiserver CPU s/1k pods | scheduler peak MB | vs baseline |\n")
-	b.WriteString("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| workload | mode | nodes | variant | pods/s avg | p50 | p90 | p99 | create->bound p50 | p99 | creates/s | scheduler CPU s/1k pods | apiserver CPU s/1k pods | scheduler peak MB | vs baseline |\n")
+	b.WriteString("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, res := range r.Results {
 		m := res.Median
 		if strings.HasPrefix(res.Workload, "admission") {
 			// The scheduler columns hold the coordinator's CPU and peak RSS.
-			fmt.Fprintf(&b, "| %s | %d | %s | %.0f | %.0f | %.0f | %.0f | - | - | - | %s | %.2f | %s | %.2fx |\n",
-				res.Workload, res.Nodes, res.Variant, m.ThroughputAvg, m.ThroughputP50, m.ThroughputP90, m.ThroughputP99,
+			fmt.Fprintf(&b, "| %s | %s | %d | %s | %.0f | %.0f | %.0f | %.0f | - | - | - | %s | %.2f | %s | %.2fx |\n",
+				res.Workload, res.Mode, res.Nodes, res.Variant, m.ThroughputAvg, m.ThroughputP50, m.ThroughputP90, m.ThroughputP99,
 				orDash(m.CoordinatorCPUPer1k, "coordinator %.2f"), m.APIServerCPUPer1k, orDash(m.CoordinatorPeakMB, "coordinator %.0f"), res.Ratio)
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %.0f | %.0f | %.0f | %.0f | %.0f ms | %.0f ms | %.0f | %.2f | %.2f | %.0f | %.2fx |\n",
-			res.Workload, res.Nodes, res.Variant, m.ThroughputAvg, m.ThroughputP50, m.ThroughputP90, m.ThroughputP99,
-			m.LatencyP50Ms, m.LatencyP99Ms, m.CreatePerSec, m.SchedulerCPUPer1k, m.APIServerCPUPer1k, m.SchedulerPeakMB, res.Ratio)
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %.0f | %.0f | %.0f | %.0f | %s | %s | %s | %.2f | %.2f | %.0f | %.2fx |\n",
+			res.Workload, res.Mode, res.Nodes, res.Variant, m.ThroughputAvg, m.ThroughputP50, m.ThroughputP90, m.ThroughputP99,
+			orDash(m.LatencyP50Ms, "%.0f ms"), orDash(m.LatencyP99Ms, "%.0f ms"), orDash(m.CreatePerSec, "%.0f"), m.SchedulerCPUPer1k, m.APIServerCPUPer1k, m.SchedulerPeakMB, res.Ratio)
 	}
 	// What routing costs the API server: routed against direct, per size.
 	for _, res := range r.Results {
@@ -129,14 +136,17 @@ func (r *Report) Markdown() string {
 			continue
 		}
 		for _, d := range r.Results {
-			if d.Workload == res.Workload && d.Nodes == res.Nodes && d.Variant == "direct" && d.Median.APIServerCPUPer1k > 0 {
-				fmt.Fprintf(&b, "\nAPI server CPU per 1k pods, %s at %d nodes: routed %.2f s vs direct %.2f s = %.2fx.",
-					res.Workload, res.Nodes, res.Median.APIServerCPUPer1k, d.Median.APIServerCPUPer1k, res.Median.APIServerCPUPer1k/d.Median.APIServerCPUPer1k)
+			if d.Workload == res.Workload && d.Mode == res.Mode && d.Nodes == res.Nodes && d.Variant == "direct" && d.Median.APIServerCPUPer1k > 0 {
+				fmt.Fprintf(&b, "\nAPI server CPU per 1k pods, %s (%s) at %d nodes: routed %.2f s vs direct %.2f s = %.2fx.",
+					res.Workload, res.Mode, res.Nodes, res.Median.APIServerCPUPer1k, d.Median.APIServerCPUPer1k, res.Median.APIServerCPUPer1k/d.Median.APIServerCPUPer1k)
 			}
 		}
 	}
 	b.WriteString("\n\nBaselines: `upstream` (kube-scheduler, default configuration) for scheduling workloads; `raw-patch` (this driver removing the same gates, with the same admission record, from as many workers) for admission and admission-scale (100 queues with mixed limits that never bind, 10,000 pods gated before the coordinator starts; for these the CPU and peak-MB columns are the coordinator's); `plain` (the same pods without set labels, switchyard-batch) for calcset (sets of 8, all or nothing, node locality); `profile` (routed to switchyard-batch) for external (routed to a RabbitMQ queue, bound by switchyard-shortjob; its CPU is in the scheduler column). ")
 	b.WriteString("`direct`: switchyard-scheduler, pods name a profile. `routed`: pods name `switchyard` plus a queue label and the API server's MutatingAdmissionPolicy routes them (coordinator running). ")
+	b.WriteString("Modes: `e2e` creates the pods (32 workers) while the scheduler runs and times the first create to the last bind; `drain` creates every pod first with no scheduler running, then starts the scheduler and times the first bind to the last (no create->bound latency). Every run starts from an API server without pods of the bench, and scheduling variants other than `routed` start with no routing policy. ")
+	b.WriteString("Shapes as upstream scheduler_perf's SchedulingBasic templates: nodes of 4 CPUs, 32Gi and 110 pods (in 3 zones), pods asking 100m CPU and 500Mi (one container). ")
 	b.WriteString("Throughput percentiles are over one-second samples of pods bound; no simulated kubelets run during measurement.\n")
+	b.WriteString(pluginTable(r.Results, 5))
 	return b.String()
 }
