@@ -25,6 +25,7 @@ package calcset
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -57,8 +58,10 @@ type CalcSet struct {
 	// misfit holds, per set, until when its members back off after the set
 	// did not fit.
 	misfit map[string]time.Time
-	// firstReserved is when each waiting set reserved its first member.
-	firstReserved map[string]time.Time
+	// reserved are the sets with members reserved and waiting in Permit,
+	// kept by Reserve, Unreserve and Permit, so that PreFilter and Permit
+	// read the sets in flight without walking the waiting pods.
+	reserved map[string]*reservedSet
 	// warned are pods that already got their InvalidCalcSet event.
 	warned sets.Set[types.UID]
 	// retrying are sets with a retry timer pending (retryAfter), so that
@@ -72,6 +75,17 @@ type CalcSet struct {
 	// awayFrom is, per following set that did not fit where its
 	// predecessor ran, since when, and whether it was told it moves.
 	awayFrom map[string]*awayRecord
+}
+
+// reservedSet is a set with members reserved and waiting in Permit.
+type reservedSet struct {
+	spec Spec
+	// request is what one member asks (members of a set are assumed alike).
+	request demand
+	// nodes maps each reserved member to its node.
+	nodes map[types.UID]string
+	// since is when the set reserved its first member.
+	since time.Time
 }
 
 // ranRecord is where a completed set was placed, and when.
@@ -119,7 +133,7 @@ func New(_ context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error
 		args:          args,
 		members:       informer.GetIndexer(),
 		misfit:        map[string]time.Time{},
-		firstReserved: map[string]time.Time{},
+		reserved:      map[string]*reservedSet{},
 		warned:        sets.New[types.UID](),
 		retrying:      sets.New[string](),
 		ran:           map[string]ranRecord{},
@@ -263,21 +277,27 @@ func (pl *CalcSet) cycleSpec(state fwk.CycleState, pod *v1.Pod) (Spec, bool, *fw
 	return pl.spec(pod)
 }
 
-// waitingMembers lists the members of every set waiting in Permit: they
-// are what the set's own placement and the room promised to other sets
-// are made of. It costs one pass over the waiting pods, not over the
-// cluster's pods.
-func (pl *CalcSet) waitingMembers() []waitingMember {
-	var out []waitingMember
-	pl.handle.IterateOverWaitingPods(func(wp fwk.WaitingPod) {
-		p := wp.GetPod()
-		spec, member, err := parse(p, pl.args)
-		if !member || err != nil {
-			return
+// inFlight returns the sets waiting in Permit other than own, and own's
+// reserved members with their nodes. It costs one entry per set in flight.
+func (pl *CalcSet) inFlight(own string) ([]waitingSet, map[types.UID]string) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	others := make([]waitingSet, 0, len(pl.reserved))
+	var mine map[types.UID]string
+	for key, rs := range pl.reserved {
+		if key == own {
+			mine = maps.Clone(rs.nodes)
+			continue
 		}
-		out = append(out, waitingMember{uid: p.UID, set: spec.Key(), size: spec.Size, locality: spec.Locality, node: p.Spec.NodeName, request: demandOf(p)})
-	})
-	return out
+		w := waitingSet{set: key, size: rs.spec.Size, locality: rs.spec.Locality, request: rs.request, waiting: len(rs.nodes)}
+		for _, node := range rs.nodes {
+			if w.node == "" || node < w.node {
+				w.node = node
+			}
+		}
+		others = append(others, w)
+	}
+	return others, mine
 }
 
 // PreFilter places the set against this cycle's snapshot: the members not
@@ -305,26 +325,23 @@ func (pl *CalcSet) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.
 			fmt.Sprintf("calculation set %s has %d of %d members; waiting for the rest", spec.Name, len(members), spec.Size))
 	}
 	// Placed members: bound (the informer has their node) or reserved and
-	// waiting in Permit (the waiting pod carries the node it reserved).
-	waiting := pl.waitingMembers()
+	// waiting in Permit.
+	waiting, reserved := pl.inFlight(spec.Key())
 	placed := placement{nodes: sets.New[string]()}
-	reserved := sets.New[types.UID]()
-	for _, w := range waiting {
-		if w.set == spec.Key() {
-			reserved.Insert(w.uid)
-			placed.nodes.Insert(w.node)
-		}
+	for _, node := range reserved {
+		placed.nodes.Insert(node)
 	}
 	var need demand
 	for _, m := range members {
+		_, isReserved := reserved[m.UID]
 		switch {
 		case m.Spec.NodeName != "":
 			placed.nodes.Insert(m.Spec.NodeName)
-		case !reserved.Has(m.UID):
+		case !isReserved:
 			need.add(demandOf(m))
 		}
 	}
-	promised := promisedRoom(waiting, spec.Key(), zoneLookup(nodes))
+	promised := promisedRoom(waiting, zoneLookup(nodes))
 	if spec.After != "" && placed.nodes.Len() == 0 {
 		// The first member of a following set: its predecessor's domain
 		// first. Once a member is placed, the domain is the members'.
@@ -536,40 +553,44 @@ func (pl *CalcSet) rejectWaiting(spec Spec, msg string) (rejected int, wasWaitin
 	// Forget the set first: the rejected members' Unreserve then finds it
 	// no longer waiting and does not count or report the rejection again.
 	pl.mu.Lock()
-	_, wasWaiting = pl.firstReserved[spec.Key()]
+	rs, wasWaiting := pl.reserved[spec.Key()]
 	if wasWaiting {
-		delete(pl.firstReserved, spec.Key())
+		delete(pl.reserved, spec.Key())
 		setsWaiting.WithLabelValues(pl.handle.ProfileName()).Dec()
 	}
 	pl.mu.Unlock()
-	var waiting []fwk.WaitingPod
-	pl.handle.IterateOverWaitingPods(func(wp fwk.WaitingPod) {
-		if p := wp.GetPod(); p.Namespace == spec.Namespace && p.Labels[v1alpha1.CalcSetLabel] == spec.Name {
-			waiting = append(waiting, wp)
-		}
-	})
-	for _, wp := range waiting {
-		wp.Reject(Name, msg)
+	if !wasWaiting {
+		return 0, false
 	}
-	return len(waiting), wasWaiting
+	for uid := range rs.nodes {
+		if wp := pl.handle.GetWaitingPod(uid); wp != nil {
+			wp.Reject(Name, msg)
+			rejected++
+		}
+	}
+	return rejected, true
 }
 
 // PreFilterExtensions: none; the cycle state PreFilter writes does not
 // depend on other pods.
 func (pl *CalcSet) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
 
-// Reserve notes when a set starts waiting.
-func (pl *CalcSet) Reserve(_ context.Context, state fwk.CycleState, pod *v1.Pod, _ string) *fwk.Status {
+// Reserve records the member as reserved on its node, and when its set
+// starts waiting.
+func (pl *CalcSet) Reserve(_ context.Context, state fwk.CycleState, pod *v1.Pod, nodeName string) *fwk.Status {
 	spec, member, status := pl.cycleSpec(state, pod)
 	if !member || status != nil {
 		return status
 	}
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	if _, waiting := pl.firstReserved[spec.Key()]; !waiting {
-		pl.firstReserved[spec.Key()] = time.Now()
+	rs, waiting := pl.reserved[spec.Key()]
+	if !waiting {
+		rs = &reservedSet{spec: spec, request: demandOf(pod), nodes: map[types.UID]string{}, since: time.Now()}
+		pl.reserved[spec.Key()] = rs
 		setsWaiting.WithLabelValues(pl.handle.ProfileName()).Inc()
 	}
+	rs.nodes[pod.UID] = nodeName
 	return nil
 }
 
@@ -583,10 +604,18 @@ func (pl *CalcSet) Unreserve(ctx context.Context, state fwk.CycleState, pod *v1.
 		return
 	}
 	pl.mu.Lock()
-	started, waiting := pl.firstReserved[spec.Key()]
+	rs, waiting := pl.reserved[spec.Key()]
+	if waiting {
+		// A member of an earlier attempt, rejected with its set, finds a
+		// new attempt here: not its set any more.
+		_, waiting = rs.nodes[pod.UID]
+	}
 	pl.mu.Unlock()
+	if !waiting {
+		return
+	}
 	reason := rejectedMemberLost
-	if waiting && time.Since(started) >= spec.Window-spec.Window/100 {
+	if time.Since(rs.since) >= spec.Window-spec.Window/100 {
 		reason = rejectedTimeout
 	}
 	n, wasWaiting := pl.rejectWaiting(spec, fmt.Sprintf("member %s of calculation set %s was unreserved (%s)", pod.Name, spec.Name, reason))
@@ -614,12 +643,11 @@ func (pl *CalcSet) Permit(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 	if err != nil {
 		return fwk.AsStatus(err), 0
 	}
+	_, reserved := pl.inFlight(spec.Key())
 	ready := sets.New(pod.UID)
-	pl.handle.IterateOverWaitingPods(func(wp fwk.WaitingPod) {
-		if p := wp.GetPod(); p.Namespace == spec.Namespace && p.Labels[v1alpha1.CalcSetLabel] == spec.Name {
-			ready.Insert(p.UID)
-		}
-	})
+	for uid := range reserved {
+		ready.Insert(uid)
+	}
 	unscheduled := map[string]*v1.Pod{}
 	for _, m := range members {
 		if m.Spec.NodeName != "" {
@@ -639,18 +667,18 @@ func (pl *CalcSet) Permit(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 			placedOn.Insert(m.Spec.NodeName)
 		}
 	}
-	pl.handle.IterateOverWaitingPods(func(wp fwk.WaitingPod) {
-		if p := wp.GetPod(); p.Namespace == spec.Namespace && p.Labels[v1alpha1.CalcSetLabel] == spec.Name {
-			placedOn.Insert(p.Spec.NodeName)
+	for uid, node := range reserved {
+		placedOn.Insert(node)
+		if wp := pl.handle.GetWaitingPod(uid); wp != nil {
 			wp.Allow(Name)
 		}
-	})
+	}
 	pl.rememberRan(spec.Key(), placedOn, time.Now())
 	profile := pl.handle.ProfileName()
 	pl.mu.Lock()
-	if started, waiting := pl.firstReserved[spec.Key()]; waiting {
-		timeToComplete.WithLabelValues(profile).Observe(time.Since(started).Seconds())
-		delete(pl.firstReserved, spec.Key())
+	if rs, waiting := pl.reserved[spec.Key()]; waiting {
+		timeToComplete.WithLabelValues(profile).Observe(time.Since(rs.since).Seconds())
+		delete(pl.reserved, spec.Key())
 		setsWaiting.WithLabelValues(profile).Dec()
 	}
 	delete(pl.misfit, spec.Key())

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	resourcehelper "k8s.io/component-helpers/resource"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -65,15 +64,19 @@ func (r room) minus(d demand) room {
 	return room{milliCPU: r.milliCPU - d.milliCPU, memory: r.memory - d.memory, pods: r.pods - d.pods}
 }
 
-// waitingMember is a member of another set, reserved on a node and waiting
-// in Permit for the rest of its set.
-type waitingMember struct {
-	uid      types.UID
+// waitingSet is another set with members reserved and waiting in Permit
+// for the rest.
+type waitingSet struct {
 	set      string
 	size     int
 	locality config.CalcSetLocality
-	node     string
-	request  demand
+	// node is the alphabetically first node its members reserved, which
+	// decides its domain (members of a node set share one).
+	node string
+	// request is what one member asks (members of a set are assumed alike).
+	request demand
+	// waiting is how many members are reserved.
+	waiting int
 }
 
 // promises is the room that sets waiting in Permit still need for their
@@ -86,49 +89,27 @@ type promises struct {
 	cluster demand
 }
 
-// promisedRoom sums what every waiting set other than own still needs.
-// Only sets with members waiting count: a bound pod of a finished set, or
-// of another namespace, promises nothing. A set's missing members are its
-// size less its waiting members (members of a waiting set are not bound
-// yet: Permit releases them together), each asking what one waiting
-// member asks (members of a set are assumed alike). zoneOf maps a node to
-// its zone.
-func promisedRoom(waiting []waitingMember, own string, zoneOf func(node string) string) promises {
-	type seen struct {
-		first   waitingMember
-		waiting int
-	}
-	bySet := map[string]*seen{}
-	for _, w := range waiting {
-		if w.set == own {
-			continue
-		}
-		s := bySet[w.set]
-		if s == nil {
-			s = &seen{first: w}
-			bySet[w.set] = s
-		}
-		// The set's domain is decided by its alphabetically first node,
-		// so the answer does not depend on the order waiting pods are seen.
-		if w.node < s.first.node {
-			s.first.node = w.node
-		}
-		s.waiting++
-	}
+// promisedRoom sums what the waiting sets (other than the pod's own) still
+// need. Only sets with members waiting count: a bound pod of a finished
+// set, or of another namespace, promises nothing. A set's missing members
+// are its size less its waiting members (members of a waiting set are not
+// bound yet: Permit releases them together), each asking what one waiting
+// member asks. zoneOf maps a node to its zone.
+func promisedRoom(waiting []waitingSet, zoneOf func(node string) string) promises {
 	p := promises{node: map[string]demand{}, zone: map[string]demand{}}
-	for _, s := range bySet {
-		missing := s.first.size - s.waiting
+	for _, w := range waiting {
+		missing := w.size - w.waiting
 		if missing <= 0 {
 			continue
 		}
-		d := s.first.request.times(missing)
-		switch s.first.locality {
+		d := w.request.times(missing)
+		switch w.locality {
 		case config.CalcSetLocalityNode:
-			n := p.node[s.first.node]
+			n := p.node[w.node]
 			n.add(d)
-			p.node[s.first.node] = n
+			p.node[w.node] = n
 		case config.CalcSetLocalityZone:
-			zone := zoneOf(s.first.node)
+			zone := zoneOf(w.node)
 			z := p.zone[zone]
 			z.add(d)
 			p.zone[zone] = z
