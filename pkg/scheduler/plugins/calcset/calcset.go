@@ -129,15 +129,15 @@ func New(_ context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error
 	registerMetrics()
 	InitProfileMetrics(h.ProfileName())
 	return &CalcSet{
-		handle:        h,
-		args:          args,
-		members:       informer.GetIndexer(),
-		misfit:        map[string]time.Time{},
-		reserved:      map[string]*reservedSet{},
-		warned:        sets.New[types.UID](),
-		retrying:      sets.New[string](),
-		ran:           map[string]ranRecord{},
-		awayFrom:      map[string]*awayRecord{},
+		handle:   h,
+		args:     args,
+		members:  informer.GetIndexer(),
+		misfit:   map[string]time.Time{},
+		reserved: map[string]*reservedSet{},
+		warned:   sets.New[types.UID](),
+		retrying: sets.New[string](),
+		ran:      map[string]ranRecord{},
+		awayFrom: map[string]*awayRecord{},
 	}, nil
 }
 
