@@ -151,7 +151,7 @@ func (c *Cluster) StartSchedulerProcess(ctx context.Context, name, binary string
 	}
 	args := []string{"--config=" + configPath, "--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", port), "--v=1"}
 	if opts.OpenMetrics {
-		args = append(args, "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics")
+		args = append(args, "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics,/debug/pprof/*")
 	}
 	p, err := c.StartProcess(ctx, name, binary, args, fmt.Sprintf("https://127.0.0.1:%d/healthz", port))
 	if p != nil {

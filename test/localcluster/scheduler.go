@@ -30,9 +30,9 @@ type SchedulerOptions struct {
 	// Upstream runs the plain kube-scheduler, without Switchyard's plugins,
 	// for side-by-side comparisons.
 	Upstream bool
-	// OpenMetrics lets anyone read a scheduler process's /metrics (as
-	// --authorization-always-allow-paths does for /healthz), for the bench
-	// on loopback; never in a deployment.
+	// OpenMetrics lets anyone read a scheduler process's /metrics and
+	// /debug/pprof (as --authorization-always-allow-paths does for
+	// /healthz), for the bench on loopback; never in a deployment.
 	OpenMetrics bool
 }
 

@@ -207,6 +207,11 @@ func (b *bench) schedule(ctx context.Context, workload, variant, mode string, no
 	}
 
 	usage := b.snapshotUsage(binder, coordinator)
+	if mode == modeDrain && b.cfg.profile {
+		name := fmt.Sprintf("cpu-%s-%s-%d-%d.pprof", workload, variant, nodes, time.Now().Unix())
+		profiled := b.saveProfile(scheduler.MetricsURL, filepath.Join(b.cfg.outDir, name), 5*time.Second)
+		defer func() { <-profiled }()
+	}
 	var created map[string]time.Time
 	var createSecs float64
 	if mode == modeE2E {

@@ -49,16 +49,18 @@ import (
 )
 
 type config struct {
-	nodes        []int
-	pods         int
-	rounds       int
-	workloads    []string
-	switchyard   string
-	coordinator  string
-	shortjob     string
-	amqpURL      string
-	modes        []string
-	outDir       string
+	nodes       []int
+	pods        int
+	rounds      int
+	workloads   []string
+	switchyard  string
+	coordinator string
+	shortjob    string
+	amqpURL     string
+	modes       []string
+	outDir      string
+	// profile, in drain mode, saves a CPU profile of each scheduler run.
+	profile      bool
 	schedulerQPS float32
 }
 
@@ -73,6 +75,7 @@ func main() {
 	flag.StringVar(&cfg.shortjob, "switchyard-shortjob", "_output/bin/switchyard-shortjob", "switchyard-shortjob binary (external workload)")
 	flag.StringVar(&cfg.amqpURL, "amqp-url", envOr("SWITCHYARD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), "RabbitMQ for the external workload")
 	modes := flag.String("modes", "e2e,drain", "comma-separated modes of the scheduling workloads: e2e (create while scheduling), drain (create first, then start the scheduler)")
+	flag.BoolVar(&cfg.profile, "pprof", false, "drain mode: save a CPU profile of each scheduler run (first 5s of the drain) under -out")
 	flag.StringVar(&cfg.outDir, "out", "_output/bench", "folder for results.json and results.md")
 	qps := flag.Float64("scheduler-qps", 1000, "client QPS (and half the burst) of every scheduler; upstream's default of 50 would cap binds at 50/s")
 	klog.InitFlags(nil)

@@ -3,7 +3,10 @@ package main
 import (
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -103,4 +106,42 @@ func pluginTable(results []Result, top int) string {
 		return ""
 	}
 	return "\n\nPer-plugin cost, last round (scheduler_plugin_execution_duration_seconds: mean per call x sampled calls, costliest first; upstream times about one cycle in ten):" + b.String() + "\n"
+}
+
+// saveProfile fetches a CPU profile of the scheduler process for d into
+// path, in the background; the channel closes when it is written (or
+// failed, which is reported and does not fail the run).
+func (b *bench) saveProfile(metricsURL, path string, d time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	url := strings.TrimSuffix(metricsURL, "/metrics") + fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds()))
+	go func() {
+		defer close(done)
+		client := &http.Client{Timeout: d + 30*time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // loopback scheduler with a self-signed certificate
+		resp, err := client.Get(url)
+		if err != nil {
+			progress("  profile: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			progress("  profile: GET %s: %s", url, resp.Status)
+			return
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			progress("  profile: %v", err)
+			return
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			progress("  profile: %v", err)
+			return
+		}
+		defer f.Close()
+		if _, err := io.Copy(f, resp.Body); err != nil {
+			progress("  profile: %v", err)
+			return
+		}
+		progress("  profile: %s", path)
+	}()
+	return done
 }

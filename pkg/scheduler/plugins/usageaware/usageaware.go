@@ -89,8 +89,17 @@ func (pl *UsageAware) SignPod(context.Context, *v1.Pod) ([]fwk.SignFragment, *fw
 // Score is 100 for an idle node, 0 for one using all its allocatable, and
 // the middle score without a fresh report.
 func (pl *UsageAware) Score(_ context.Context, _ fwk.CycleState, _ *v1.Pod, node fwk.NodeInfo) (int64, *fwk.Status) {
-	return score(pl.nodes.usageOf(node.Node(), pl.args), pl.now(), pl.args.MaxReportAge.Duration), nil
+	n := node.Node()
+	if _, reported := n.Annotations[v1alpha1.MeasuredUsageAnnotation]; !reported {
+		// A node without an agent: no lookup and no clock, the cheapest
+		// answer for the nodes of a cluster that runs no agents.
+		return middleScore, nil
+	}
+	return score(pl.nodes.usageOf(n, pl.args), pl.now(), pl.args.MaxReportAge.Duration), nil
 }
+
+// middleScore is what a node without a fresh report scores.
+const middleScore = (fwk.MaxNodeScore + fwk.MinNodeScore) / 2
 
 // ScoreExtensions: scores are already in range.
 func (pl *UsageAware) ScoreExtensions() fwk.ScoreExtensions { return nil }
@@ -115,9 +124,8 @@ type nodeUsage struct {
 // and fresh at now (no older than maxAge, no further ahead than
 // MaxClockSkew), else 100 scaled down by the fraction in use.
 func score(u *nodeUsage, now time.Time, maxAge time.Duration) int64 {
-	middle := (fwk.MaxNodeScore + fwk.MinNodeScore) / 2
 	if !u.reported || u.err != nil || !fresh(u.report.At, now, maxAge) {
-		return middle
+		return middleScore
 	}
 	return int64(float64(fwk.MaxNodeScore) * (1 - u.used))
 }

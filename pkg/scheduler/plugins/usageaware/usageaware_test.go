@@ -175,7 +175,8 @@ func TestRejectedReportsAreCountedOncePerReport(t *testing.T) {
 // BenchmarkScore scores 1,000 reported nodes per op, as one scheduling
 // cycle's Score phase does: decodePerCall is how the plugin worked before
 // reports were kept per node update (every Score decoded the JSON),
-// cached is the plugin now.
+// cached is the plugin now, and noReport the plugin on nodes without an
+// agent.
 func BenchmarkScore(b *testing.B) {
 	const nodes = 1000
 	args := testArgs(1, 1)
@@ -204,6 +205,20 @@ func BenchmarkScore(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			for _, ni := range infos {
+				_, _ = pl.Score(ctx, nil, pod, ni)
+			}
+		}
+	})
+	unreported := make([]fwk.NodeInfo, nodes)
+	for i := range unreported {
+		ni := schedulerframework.NewNodeInfo()
+		ni.SetNode(testNode(fmt.Sprintf("bare-%d", i), "1", ""))
+		unreported[i] = ni
+	}
+	b.Run("noReport", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, ni := range unreported {
 				_, _ = pl.Score(ctx, nil, pod, ni)
 			}
 		}
