@@ -281,6 +281,16 @@ func (pl *CalcSet) inFlight(own string) ([]waitingSet, map[types.UID]string) {
 	return others, mine
 }
 
+// reservedMembers returns the set's reserved members with their nodes.
+func (pl *CalcSet) reservedMembers(key string) map[types.UID]string {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if rs, ok := pl.reserved[key]; ok {
+		return maps.Clone(rs.nodes)
+	}
+	return nil
+}
+
 // PreFilter places the set against this cycle's snapshot: the members not
 // yet placed must fit together in the domain the placed ones chose (or in
 // some domain, if none is placed), and the pod may only go there.
@@ -343,13 +353,19 @@ func (pl *CalcSet) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.
 	return &fwk.PreFilterResult{NodeNames: candidates}, nil
 }
 
-// zoneLookup maps the cycle's node names to their zone label.
+// zoneLookup maps the cycle's node names to their zone label. The map is
+// built on first use: most cycles have no zone set waiting and never ask.
 func zoneLookup(nodes []fwk.NodeInfo) func(string) string {
-	zones := make(map[string]string, len(nodes))
-	for _, n := range nodes {
-		zones[n.Node().Name] = n.Node().Labels[v1alpha1.ZoneLabel]
+	var zones map[string]string
+	return func(node string) string {
+		if zones == nil {
+			zones = make(map[string]string, len(nodes))
+			for _, n := range nodes {
+				zones[n.Node().Name] = n.Node().Labels[v1alpha1.ZoneLabel]
+			}
+		}
+		return zones[node]
 	}
-	return func(node string) string { return zones[node] }
 }
 
 // backingOff says whether the set is in its backoff after a misfit, and
@@ -515,15 +531,17 @@ func (pl *CalcSet) Permit(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 	if err != nil {
 		return fwk.AsStatus(err), 0
 	}
-	_, reserved := pl.inFlight(spec.Key())
+	reserved := pl.reservedMembers(spec.Key())
 	ready := sets.New(pod.UID)
 	for uid := range reserved {
 		ready.Insert(uid)
 	}
 	unscheduled := map[string]*v1.Pod{}
+	placedOn := sets.New(nodeName)
 	for _, m := range members {
 		if m.Spec.NodeName != "" {
 			ready.Insert(m.UID)
+			placedOn.Insert(m.Spec.NodeName)
 		} else if !ready.Has(m.UID) {
 			unscheduled[m.Namespace+"/"+m.Name] = m
 		}
@@ -532,12 +550,6 @@ func (pl *CalcSet) Permit(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 		// Bring the rest of the set forward, so members leave the queue together.
 		pl.handle.Activate(klog.FromContext(ctx), unscheduled)
 		return fwk.NewStatus(fwk.Wait, fmt.Sprintf("calculation set %s: %d of %d members reserved", spec.Name, ready.Len(), spec.Size)), spec.Window
-	}
-	placedOn := sets.New(nodeName)
-	for _, m := range members {
-		if m.Spec.NodeName != "" {
-			placedOn.Insert(m.Spec.NodeName)
-		}
 	}
 	for uid, node := range reserved {
 		placedOn.Insert(node)

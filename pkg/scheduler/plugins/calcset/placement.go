@@ -134,9 +134,14 @@ type placement struct {
 // cannot be completed.
 func chooseDomain(locality config.CalcSetLocality, nodes []fwk.NodeInfo, placed placement, need demand, promised promises) (sets.Set[string], string) {
 	nodeRoom := func(n fwk.NodeInfo) room { return roomOf(n).minus(promised.node[n.Node().Name]) }
-	byName := make(map[string]fwk.NodeInfo, len(nodes))
-	for _, n := range nodes {
-		byName[n.Node().Name] = n
+	// The placed members' nodes, found in one pass only when there are any.
+	placedInfo := map[string]fwk.NodeInfo{}
+	if placed.nodes.Len() > 0 {
+		for _, n := range nodes {
+			if placed.nodes.Has(n.Node().Name) {
+				placedInfo[n.Node().Name] = n
+			}
+		}
 	}
 	switch locality {
 	case config.CalcSetLocalityNode:
@@ -145,7 +150,7 @@ func chooseDomain(locality config.CalcSetLocality, nodes []fwk.NodeInfo, placed 
 		}
 		if placed.nodes.Len() == 1 {
 			node := sets.List(placed.nodes)[0]
-			if n, ok := byName[node]; ok && nodeRoom(n).fits(need) {
+			if n, ok := placedInfo[node]; ok && nodeRoom(n).fits(need) {
 				return sets.New(node), ""
 			}
 			return nil, "node " + node + " where the set is placed"
@@ -174,10 +179,8 @@ func chooseDomain(locality config.CalcSetLocality, nodes []fwk.NodeInfo, placed 
 			return zone != "" && r.minus(promised.zone[zone]).fits(need)
 		}
 		placedZones := sets.New[string]()
-		for node := range placed.nodes {
-			if n, ok := byName[node]; ok {
-				placedZones.Insert(n.Node().Labels[v1alpha1.ZoneLabel])
-			}
+		for _, n := range placedInfo {
+			placedZones.Insert(n.Node().Labels[v1alpha1.ZoneLabel])
 		}
 		if placedZones.Len() > 1 {
 			return nil, fmt.Sprintf("one zone: its members are already in %d zones (%v)", placedZones.Len(), sets.List(placedZones))
