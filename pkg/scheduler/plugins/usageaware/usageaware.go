@@ -132,9 +132,12 @@ func score(u *nodeUsage, now time.Time, maxAge time.Duration) int64 {
 
 // fresh says whether a report measured at `at` may be trusted at now.
 func fresh(at, now time.Time, maxAge time.Duration) bool {
-	age := now.Sub(at)
-	return age <= maxAge && age >= -MaxClockSkew
+	return now.Sub(at) <= maxAge && !fromTheFuture(at, now)
 }
+
+// fromTheFuture says whether a report is dated further ahead of now than
+// MaxClockSkew allows.
+func fromTheFuture(at, now time.Time) bool { return at.Sub(now) > MaxClockSkew }
 
 // usedFraction weighs a report's CPU and memory fractions of the node's
 // allocatable as the profile's args say; a resource the node does not
@@ -201,6 +204,11 @@ func (r *nodeReports) usageOf(node *v1.Node, args *config.UsageAwareArgs) *nodeU
 // stored, and a report that cannot be trusted is logged and counted once
 // per new annotation value, not once per Score.
 func (r *nodeReports) observe(logger klog.Logger, node *v1.Node, args *config.UsageAwareArgs, now time.Time) {
+	if _, reported := node.Annotations[v1alpha1.MeasuredUsageAnnotation]; !reported {
+		// Score answers such a node without a lookup: nothing to keep.
+		r.forget(node.Name)
+		return
+	}
 	var prev *nodeUsage
 	if v, ok := r.byNode.Load(node.Name); ok {
 		prev = v.(*nodeUsage)
@@ -214,7 +222,7 @@ func (r *nodeReports) observe(logger klog.Logger, node *v1.Node, args *config.Us
 	case u.err != nil:
 		reportsRejected.WithLabelValues(rejectedMalformed).Inc()
 		logger.V(2).Info("Ignoring a node usage report that does not decode", "node", klog.KObj(node), "err", u.err)
-	case u.report.At.Sub(now) > MaxClockSkew:
+	case fromTheFuture(u.report.At, now):
 		reportsRejected.WithLabelValues(rejectedFuture).Inc()
 		logger.V(2).Info("Ignoring a node usage report dated in the future", "node", klog.KObj(node), "at", u.report.At, "maxClockSkew", MaxClockSkew)
 	}
