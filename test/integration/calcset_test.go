@@ -103,29 +103,13 @@ func TestCalcSetNodeLocality(t *testing.T) {
 func TestCalcSetZoneLocality(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	name := "test-calcset-zone-locality"
-	selector := map[string]string{"switchyard.io/test-nodes": name}
-	if err := cluster.CreateNamespace(ctx, name); err != nil {
-		t.Fatal(err)
-	}
-	zoneOf := map[string]string{}
-	for _, zone := range []string{"a", "b", "c"} {
-		labels := map[string]string{corev1.LabelTopologyZone: "zone-" + zone}
-		for k, v := range selector {
-			labels[k] = v
+	selector, nodes, zoneOf := zonedNodes(ctx, t, name, "zone-a", "zone-b", "zone-c")
+	for _, n := range nodes {
+		used := "3" // zones a and b: one CPU free per node, two per zone
+		if zoneOf[n] == "zone-c" {
+			used = "1500m" // zone c: 2.5 CPUs free per node, five in the zone
 		}
-		names, err := cluster.CreateNodes(ctx, name+"-"+zone, 2, localcluster.NodeSpec{CPU: "4", Memory: "16Gi", Labels: labels})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cluster.DeleteNodes(context.Background(), names) })
-		for _, n := range names {
-			zoneOf[n] = "zone-" + zone
-			used := "3" // zones a and b: one CPU free per node, two per zone
-			if zone == "c" {
-				used = "1500m" // zone c: 2.5 CPUs free per node, five in the zone
-			}
-			fillNode(ctx, t, name, n, used)
-		}
+		fillNode(ctx, t, name, n, used)
 	}
 	for i := range 4 {
 		pod := setMember(name, "shards", i, 4, "1", selector, map[string]string{v1alpha1.CalcSetLocalityLabel: "zone"})
@@ -394,10 +378,10 @@ func TestCalcSetStrayMemberPromisesNothing(t *testing.T) {
 	}
 }
 
-// pipelineNodes makes two zones of two 4-CPU nodes each for the pipeline
-// tests and returns the namespace, the node selector, the nodes in order
-// (zone-a first) and each node's zone.
-func pipelineNodes(ctx context.Context, t *testing.T, name string) (map[string]string, []string, map[string]string) {
+// zonedNodes makes the namespace name and two 4-CPU nodes in each of the
+// zones, and returns the node selector, the nodes in the zones' order and
+// each node's zone.
+func zonedNodes(ctx context.Context, t *testing.T, name string, zones ...string) (map[string]string, []string, map[string]string) {
 	t.Helper()
 	selector := map[string]string{"switchyard.io/test-nodes": name}
 	if err := cluster.CreateNamespace(ctx, name); err != nil {
@@ -405,7 +389,7 @@ func pipelineNodes(ctx context.Context, t *testing.T, name string) (map[string]s
 	}
 	var nodes []string
 	zoneOf := map[string]string{}
-	for _, zone := range []string{"zone-a", "zone-b"} {
+	for _, zone := range zones {
 		labels := map[string]string{corev1.LabelTopologyZone: zone}
 		for k, v := range selector {
 			labels[k] = v
@@ -453,7 +437,7 @@ func pipelineStep(ctx context.Context, t *testing.T, ns, set, after string, size
 func TestCalcSetPipelineKeepsDataClose(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	ns := "test-calcset-pipeline"
-	selector, nodes, zoneOf := pipelineNodes(ctx, t, ns)
+	selector, nodes, zoneOf := zonedNodes(ctx, t, ns, "zone-a", "zone-b")
 
 	pipelineStep(ctx, t, ns, "extract", "", 2, "1", selector, nil, map[string]string{localcluster.RunForAnnotation: "1s"})
 	extracted, err := cluster.WaitForBound(ctx, ns, "set=extract", 2, time.Minute)
@@ -519,7 +503,7 @@ func TestCalcSetPipelineKeepsDataClose(t *testing.T) {
 func TestCalcSetFollowerWithoutRoom(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	ns := "test-calcset-follower-without-room"
-	selector, _, _ := pipelineNodes(ctx, t, ns)
+	selector, _, _ := zonedNodes(ctx, t, ns, "zone-a", "zone-b")
 
 	pipelineStep(ctx, t, ns, "first", "", 1, "3", selector, nil, nil)
 	first, err := cluster.WaitForBound(ctx, ns, "set=first", 1, time.Minute)

@@ -28,11 +28,16 @@ type PluginCost struct {
 	SampledSeconds float64 `json:"sampledSeconds"`
 }
 
+// loopbackClient talks to a scheduler process of this bench, which serves
+// a self-signed certificate on loopback.
+func loopbackClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // loopback scheduler with a self-signed certificate
+}
+
 // pluginCosts reads a scheduler process's /metrics at the end of a run.
 // The process is new for every run, so its counters cover that run only.
 func pluginCosts(metricsURL string) ([]PluginCost, error) {
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // loopback scheduler with a self-signed certificate
-	resp, err := client.Get(metricsURL)
+	resp, err := loopbackClient(10 * time.Second).Get(metricsURL)
 	if err != nil {
 		return nil, err
 	}
@@ -116,8 +121,7 @@ func (b *bench) saveProfile(metricsURL, path string, d time.Duration) <-chan str
 	url := strings.TrimSuffix(metricsURL, "/metrics") + fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds()))
 	go func() {
 		defer close(done)
-		client := &http.Client{Timeout: d + 30*time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // loopback scheduler with a self-signed certificate
-		resp, err := client.Get(url)
+		resp, err := loopbackClient(d + 30*time.Second).Get(url)
 		if err != nil {
 			progress("  profile: %v", err)
 			return
