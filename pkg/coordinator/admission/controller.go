@@ -111,6 +111,8 @@ type Controller struct {
 	pass    map[string]float64
 	active  sets.Set[string]
 	buckets map[string]Bucket
+	// held is what held each queue's next pod at the last decision.
+	held map[string]string
 }
 
 // New wires the controller to informers the caller starts afterwards.
@@ -294,7 +296,7 @@ func (c *Controller) cycle(ctx context.Context, _ string) (time.Duration, error)
 			d.Next = wait
 		}
 	}
-	c.pass, c.active, c.buckets = d.Pass, d.Active, d.Buckets
+	c.pass, c.active, c.buckets, c.held = d.Pass, d.Active, d.Buckets, d.Held
 	// Budget guarantees room for all but a calculation set larger than it,
 	// which is sent once the lock is released (workers need it).
 	var overflow []Admission

@@ -404,9 +404,18 @@ func (v *decideView) holdMessage(maxTotal, totalAdmitted int) string {
 		asked := v.unitRequests[name]
 		return fmt.Sprintf("quota %s (%s used + %s asked > %s)", name, quantity(v.usage[name], name), quantity(asked, name), limit.String())
 	case holdRate:
-		return fmt.Sprintf("admissionRate (%s/s)", spec.AdmissionRate.PodsPerSecond.String())
+		return holdRateMessage(spec)
 	}
 	return ""
+}
+
+// holdRateMessage is the hold message of a queue waiting for its
+// admissionRate's next token.
+func holdRateMessage(spec *v1alpha1.QueueSpec) string {
+	if spec == nil || spec.AdmissionRate == nil {
+		return ""
+	}
+	return fmt.Sprintf("admissionRate (%s/s)", spec.AdmissionRate.PodsPerSecond.String())
 }
 
 // limits describes the limits an admission of the head unit was checked

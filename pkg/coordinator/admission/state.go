@@ -133,7 +133,10 @@ type queueState struct {
 	unannounced map[types.UID]*entry
 	// unfit are the calculation sets reported as never fitting the queue.
 	unfit map[gangKey]*gang
-	owner *State
+	// recent counts the queue's admissions of the last few minutes, for
+	// admission estimates.
+	recent throughput
+	owner  *State
 }
 
 func newQueueState(owner *State, name string) *queueState {
@@ -332,6 +335,13 @@ func (s *State) SetPod(pod *corev1.Pod, now time.Time) (e *entry, added bool) {
 		if name, size, ok := v1alpha1.CalcSetMembership(pod); ok {
 			s.join(e, name, size)
 		}
+		if !v1alpha1.HasAdmissionGate(pod) {
+			if record, ok := v1alpha1.AdmissionRecordOf(pod); ok {
+				// Admitted before this process saw it (a restart, a new
+				// leader): the record says when, for the recent throughput.
+				q.recent.add(record.Time.Time, now)
+			}
+		}
 	} else {
 		q.count(e, -1)
 	}
@@ -394,6 +404,8 @@ func (s *State) markSending(e *entry, now time.Time) {
 	q.count(e, -1)
 	e.sending, e.since, e.admittedAt = true, now, now
 	s.sending[e.uid] = e
+	// Counted when decided: a removal that fails later (rare) still counts.
+	q.recent.add(now, now)
 	e.class = q.classify(e)
 	q.count(e, 1)
 }
