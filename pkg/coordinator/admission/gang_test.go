@@ -35,6 +35,20 @@ func members(q, set string, size, count, admitted int, start time.Duration) []*c
 	return out
 }
 
+// batchQueueState is the state of queue q (spec, served by
+// switchyard-batch, weight 1) once it has seen pods at t0.
+func batchQueueState(spec v1alpha1.QueueSpec, pods []*corev1.Pod) *State {
+	s := NewState()
+	spec.Profile, spec.Weight = "switchyard-batch", 1
+	queue := &v1alpha1.Queue{Spec: spec}
+	queue.Name = "q"
+	s.SetQueue("q", queue)
+	for _, p := range pods {
+		s.SetPod(p, t0)
+	}
+	return s
+}
+
 // inputOf is the decision input of s, as the controller builds it.
 func inputOf(s *State, budget, maxTotal int) Input {
 	in := Input{Budget: budget, MaxAdmittedTotal: maxTotal}
@@ -101,15 +115,7 @@ func TestDecideGangs(t *testing.T) {
 			budget: 32, want: "s-0,s-1,p"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := NewState()
-			spec := tc.spec
-			spec.Profile, spec.Weight = "switchyard-batch", 1
-			queue := &v1alpha1.Queue{Spec: spec}
-			queue.Name = "q"
-			s.SetQueue("q", queue)
-			for _, p := range tc.pods {
-				s.SetPod(p, t0)
-			}
+			s := batchQueueState(tc.spec, tc.pods)
 			d := Decide(inputOf(s, tc.budget, tc.maxTotal), t0.Add(time.Hour))
 			var got []string
 			for _, a := range d.Admit {
@@ -139,13 +145,7 @@ func TestDecideGangs(t *testing.T) {
 // TestDecideGangReportedOnce: an unfit set is reported until the
 // controller marks it, then passed over silently.
 func TestDecideGangReportedOnce(t *testing.T) {
-	s := NewState()
-	queue := &v1alpha1.Queue{Spec: v1alpha1.QueueSpec{Profile: "switchyard-batch", Weight: 1, MaxAdmitted: ptr.To[int32](2)}}
-	queue.Name = "q"
-	s.SetQueue("q", queue)
-	for _, p := range members("q", "s", 3, 3, 0, 0) {
-		s.SetPod(p, t0)
-	}
+	s := batchQueueState(v1alpha1.QueueSpec{MaxAdmitted: ptr.To[int32](2)}, members("q", "s", 3, 3, 0, 0))
 	d := Decide(inputOf(s, 32, 0), t0)
 	if len(d.Unfit) != 1 {
 		t.Fatalf("want the set reported, got %+v", d.Unfit)

@@ -50,13 +50,13 @@ func standings(in queueStanding, now time.Time, keep func(*entry) bool, limit in
 			Position: int32(position), Priority: e.priority, CreationTimestamp: metav1.NewTime(e.created),
 			EstimateBasis: in.Estimate.Basis,
 		}
-		if position == 1 {
+		switch {
+		case position == 1:
 			p.HeldBy = head
-		} else {
-			p.HeldBy = fmt.Sprintf("%d pods ahead in the queue, whose next pod is held by %s", position-1, head)
-			if in.Held == "" {
-				p.HeldBy = fmt.Sprintf("%d pods ahead in the queue, which is admitting", position-1)
-			}
+		case in.Held == "":
+			p.HeldBy = fmt.Sprintf("%d pods ahead in the queue, which is admitting", position-1)
+		default:
+			p.HeldBy = fmt.Sprintf("%d pods ahead in the queue, whose next pod is held by %s", position-1, in.Held)
 		}
 		if g := e.gang; g != nil {
 			p.CalcSet = g.key.name

@@ -125,14 +125,7 @@ func TestStandings(t *testing.T) {
 			want: []want{{"a", "next to be admitted", ""}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := NewState()
-			spec := tc.spec
-			spec.Profile, spec.Weight = "switchyard-batch", 1
-			s.SetQueue("q", &v1alpha1.Queue{Spec: spec})
-			for _, p := range tc.pods {
-				s.SetPod(p, t0)
-			}
-			q := s.queues["q"]
+			q := batchQueueState(tc.spec, tc.pods).queues["q"]
 			var keep func(*entry) bool
 			if tc.namespace != "" {
 				keep = func(e *entry) bool { return e.namespace == tc.namespace }

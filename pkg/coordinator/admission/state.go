@@ -335,18 +335,18 @@ func (s *State) SetPod(pod *corev1.Pod, now time.Time) (e *entry, added bool) {
 		if name, size, ok := v1alpha1.CalcSetMembership(pod); ok {
 			s.join(e, name, size)
 		}
-		if !v1alpha1.HasAdmissionGate(pod) {
-			if record, ok := v1alpha1.AdmissionRecordOf(pod); ok {
-				// Admitted before this process saw it (a restart, a new
-				// leader): the record says when, for the recent throughput.
-				q.recent.add(record.Time.Time, now)
-			}
-		}
 	} else {
 		q.count(e, -1)
 	}
 	e.scheduler = pod.Spec.SchedulerName
 	e.gated = v1alpha1.HasAdmissionGate(pod)
+	if added && !e.gated {
+		if record, ok := v1alpha1.AdmissionRecordOf(pod); ok {
+			// Admitted before this process saw it (a restart, a new
+			// leader): the record says when, for the recent throughput.
+			q.recent.add(record.Time.Time, now)
+		}
+	}
 	if !e.gated && pod.Spec.NodeName == "" && e.admittedAt.IsZero() {
 		e.admittedAt = admittedAt(pod, now)
 	}
