@@ -35,6 +35,9 @@ func main() {
 		burst      = flag.Int("kube-api-burst", 200, "client burst towards the API server")
 		profiling  = flag.Bool("profiling", false, "serve /debug/pprof on --serve-address")
 		amqpURL    = flag.String("amqp-url", "", "RabbitMQ URL for external queues and the decision stream; $SWITCHYARD_AMQP_URL when unset; neither: no broker")
+		visAddr    = flag.String("visibility-address", ":8443", "address of the visibility API (visibility.switchyard.io, served through the API server's aggregation layer); empty: not served")
+		tlsCert    = flag.String("tls-cert-file", "", "serving certificate of the visibility API, reloaded when it changes; empty (with --tls-private-key-file): self-signed")
+		tlsKey     = flag.String("tls-private-key-file", "", "key of --tls-cert-file")
 		decisionEx = flag.String("decision-exchange", "", "topic exchange of the decision stream (routing key <queue>.<decision>), e.g. "+decisions.DefaultExchange+"; empty: no decision stream")
 	)
 	klog.InitFlags(nil)
@@ -45,6 +48,10 @@ func main() {
 	}
 	if *amqpURL == "" {
 		*amqpURL = os.Getenv("SWITCHYARD_AMQP_URL")
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		fmt.Fprintln(os.Stderr, "switchyard-coordinator: set both --tls-cert-file and --tls-private-key-file, or neither")
+		os.Exit(2)
 	}
 	var profileNames []string
 	switch {
@@ -95,6 +102,11 @@ func main() {
 		Profiling:        *profiling,
 		AMQPURL:          *amqpURL,
 		DecisionExchange: *decisionEx,
+
+		VisibilityAddress:    *visAddr,
+		VisibilityCertFile:   *tlsCert,
+		VisibilityKeyFile:    *tlsKey,
+		VisibilityServerName: "switchyard-coordinator." + *namespace + ".svc",
 	})
 	if err != nil {
 		klog.Background().Error(err, "Coordinator failed")

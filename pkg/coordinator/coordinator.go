@@ -32,6 +32,7 @@ import (
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/dispatch"
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/reconcile"
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/routing"
+	"github.com/switchyard-sched/switchyard/pkg/coordinator/visibility"
 	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
 	syinformers "github.com/switchyard-sched/switchyard/pkg/generated/informers/externalversions"
 	"github.com/switchyard-sched/switchyard/pkg/lease"
@@ -72,6 +73,15 @@ type Options struct {
 	// broker). Empty: no decision stream; publishing every decision costs
 	// about a fifth of the coordinator's CPU at full admission speed.
 	DecisionExchange string
+	// VisibilityAddress serves the visibility API (pending pods, their
+	// positions and estimates) for the API server's aggregation layer;
+	// empty: not served.
+	VisibilityAddress string
+	// VisibilityCertFile and VisibilityKeyFile are its serving certificate;
+	// both empty: self-signed for VisibilityServerName.
+	VisibilityCertFile, VisibilityKeyFile string
+	// VisibilityServerName names the self-signed certificate.
+	VisibilityServerName string
 }
 
 // DefaultNamespace is where the shipped manifests run the coordinator.
@@ -164,8 +174,26 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 		}
 		defer srv.Close()
 	}
+	// The visibility API is served by every replica (a stand-by answers
+	// 503, and is not ready, so the Service sends requests to the leader).
+	// A server that cannot start is an error in the log, never a reason
+	// to stop admitting.
+	var vis *visibility.Server
+	if opts.VisibilityAddress != "" {
+		vis, err = visibility.New(ctx, client, visibility.Options{Address: opts.VisibilityAddress,
+			CertFile: opts.VisibilityCertFile, KeyFile: opts.VisibilityKeyFile, ServerName: opts.VisibilityServerName})
+		if err != nil {
+			logger.Error(err, "Not serving the visibility API")
+		} else {
+			go func() {
+				if err := vis.Run(ctx); err != nil {
+					logger.Error(err, "The visibility API stopped")
+				}
+			}()
+		}
+	}
 	run := func(ctx context.Context) {
-		if err := runControllers(ctx, client, sy, metrics, b, opts, &ready); err != nil {
+		if err := runControllers(ctx, client, sy, metrics, b, vis, opts, &ready); err != nil {
 			logger.Error(err, "Coordinator controllers stopped")
 		}
 	}
@@ -192,7 +220,7 @@ type controllerMetrics struct {
 	decisions *decisions.Metrics
 }
 
-func runControllers(ctx context.Context, client kubernetes.Interface, sy versioned.Interface, metrics controllerMetrics, amqpBroker *broker.AMQP, opts Options, ready *atomic.Bool) error {
+func runControllers(ctx context.Context, client kubernetes.Interface, sy versioned.Interface, metrics controllerMetrics, amqpBroker *broker.AMQP, vis *visibility.Server, opts Options, ready *atomic.Bool) error {
 	// b is nil without a broker (a nil *AMQP in the interface would not be).
 	var b broker.Broker
 	var brokerConnected func() bool
@@ -251,6 +279,10 @@ func runControllers(ctx context.Context, client kubernetes.Interface, sy version
 	logger.Info("Caches synced; coordinating")
 	ready.Store(true)
 	defer ready.Store(false)
+	if vis != nil {
+		vis.SetSource(admitter)
+		defer vis.SetSource(nil)
+	}
 	var wg sync.WaitGroup
 	for _, run := range []func(context.Context){router.Run} {
 		wg.Add(1)
