@@ -185,7 +185,13 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 		if err != nil {
 			logger.Error(err, "Not serving the visibility API")
 		} else {
+			// Run returns once the port is closed again, so that a
+			// coordinator started after this one in the same process can
+			// listen there.
+			visDone := make(chan struct{})
+			defer func() { <-visDone }()
 			go func() {
+				defer close(visDone)
 				if err := vis.Run(ctx); err != nil {
 					logger.Error(err, "The visibility API stopped")
 				}

@@ -26,6 +26,10 @@ var (
 	coordinator *localcluster.RunningCoordinator
 	// scheduler is the switchyard-scheduler every test's pods go to.
 	scheduler *localcluster.RunningScheduler
+	// visibilityAddress and visibilityCert are where the suite's
+	// coordinator serves the visibility API, and with what certificate.
+	visibilityAddress string
+	visibilityCert    *localcluster.ServingCert
 )
 
 func TestMain(m *testing.M) {
@@ -74,6 +78,15 @@ func run(m *testing.M) int {
 	}
 	defer scheduler.Stop()
 	defer deleteDecisionExchange()
+	port, err := localcluster.FreePort()
+	if err == nil {
+		visibilityCert, err = localcluster.NewServingCert(cluster.WorkDir())
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "preparing the visibility API: %v\n", err)
+		return 1
+	}
+	visibilityAddress = fmt.Sprintf("127.0.0.1:%d", port)
 	if coordinator, err = cluster.StartCoordinator(ctx, coordinatorOptions(coordinatorpkg.Options{})); err != nil {
 		fmt.Fprintf(os.Stderr, "starting switchyard-coordinator: %v (logs: %s)\n", err, logFile.Name())
 		return 1
@@ -105,6 +118,8 @@ var decisionExchange = runID + ".decisions"
 func coordinatorOptions(opts coordinatorpkg.Options) coordinatorpkg.Options {
 	opts.AMQPURL = amqpURL()
 	opts.DecisionExchange = decisionExchange
+	opts.VisibilityAddress = visibilityAddress
+	opts.VisibilityCertFile, opts.VisibilityKeyFile = visibilityCert.CertFile, visibilityCert.KeyFile
 	return opts
 }
 

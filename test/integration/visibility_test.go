@@ -1,0 +1,171 @@
+package integration
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2/ktesting"
+	"k8s.io/utils/ptr"
+
+	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
+	visibility "github.com/switchyard-sched/switchyard/pkg/apis/visibility/v1alpha1"
+	"github.com/switchyard-sched/switchyard/test/localcluster"
+)
+
+// TestVisibilityPending: the coordinator's visibility API lists a held
+// queue's pods in order, each with what holds it, to whom RBAC allows,
+// and refuses everyone else. Identities are real service-account tokens
+// checked by the API server's TokenReview; every grant and refusal is the
+// API server's SubjectAccessReview over the shipped ClusterRoles.
+func TestVisibilityPending(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	_, selector := testNodes(ctx, t, 1, localcluster.NodeSpec{CPU: "1", Memory: "4Gi"})
+	ns := selector["switchyard.io/test-nodes"]
+	createRoutedQueue(ctx, t, ns, "vis-held", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](0)})
+	for i := 1; i <= 3; i++ {
+		if _, err := cluster.CreatePods(ctx, queuedPod(ns, fmt.Sprintf("wait-%d", i), "vis-held", selector)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1100 * time.Millisecond) // distinct creation seconds: the order's second key
+	}
+	waitForEvent(ctx, t, ns, "wait-1", "Queued", "maxAdmitted")
+
+	if err := cluster.ApplyKind(ctx, "ClusterRole", "manifests/coordinator/visibility.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	// An operator of the queue may read every pod of it; a tenant only its
+	// namespace's pods (the role the built-in view role aggregates).
+	if err := cluster.BindClusterRole(ctx, "vis-operator-"+ns, "switchyard-queue-pending-viewer", ns, "vis-operator"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.CreateServiceAccount(ctx, ns, "vis-tenant"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cluster.Client.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "vis-tenant"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "switchyard-pending-viewer"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "vis-tenant"}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.CreateServiceAccount(ctx, ns, "vis-operator"); err != nil {
+		t.Fatal(err)
+	}
+	operator, err := cluster.Token(ctx, ns, "vis-operator", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant, err := cluster.Token(ctx, ns, "vis-tenant", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ca, err := os.ReadFile(visibilityCert.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
+	base := "https://" + visibilityAddress + "/apis/visibility.switchyard.io/v1alpha1"
+	get := func(path string, header http.Header) (int, []byte) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body
+	}
+	bearer := func(token string) http.Header { return http.Header{"Authorization": {"Bearer " + token}} }
+
+	// The operator sees the queue in order, the head held by maxAdmitted.
+	// A SubjectAccessReview denial is cached for a few seconds: the role
+	// bindings above were written just now, so ask until they count.
+	var code int
+	var body []byte
+	waitFor(ctx, t, "the operator may read the queue", 30*time.Second, func() bool {
+		code, body = get("/queues/vis-held/pendingpods", bearer(operator))
+		return code == http.StatusOK
+	})
+	var list visibility.PendingPodList
+	if err := json.Unmarshal(body, &list); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	t.Logf("GET queues/vis-held/pendingpods as %s/vis-operator:\n%s", ns, body)
+	if len(list.Items) != 3 {
+		t.Fatalf("%d pending pods, want 3: %s", len(list.Items), body)
+	}
+	for i, p := range list.Items {
+		if p.Name != fmt.Sprintf("wait-%d", i+1) || p.Position != int32(i+1) || p.Queue != "vis-held" {
+			t.Errorf("item %d is %s at position %d in %q, want wait-%d at %d in vis-held", i, p.Name, p.Position, p.Queue, i+1, i+1)
+		}
+	}
+	if h := list.Items[0].HeldBy; !strings.Contains(h, "maxAdmitted") {
+		t.Errorf("the head is held by %q, want maxAdmitted", h)
+	}
+	if h := list.Items[2].HeldBy; !strings.Contains(h, "2 pods ahead") {
+		t.Errorf("the third pod is held by %q, want the 2 pods ahead", h)
+	}
+	if b := list.Items[0].EstimateBasis; !strings.Contains(b, "no estimate") || list.Items[0].EstimatedAdmission != nil {
+		t.Errorf("a queue held at maxAdmitted 0 got an estimate: %v, %q", list.Items[0].EstimatedAdmission, b)
+	}
+
+	// The tenant sees its namespace's pods, with their positions...
+	waitFor(ctx, t, "the tenant may list its namespace", 30*time.Second, func() bool {
+		code, body = get("/namespaces/"+ns+"/pendingpods?limit=2", bearer(tenant))
+		return code == http.StatusOK
+	})
+	list = visibility.PendingPodList{}
+	if err := json.Unmarshal(body, &list); err != nil || len(list.Items) != 2 || list.Items[1].Position != 2 {
+		t.Errorf("the tenant's list (limit 2): %s (%v)", body, err)
+	}
+	// ...and nothing else: no other namespace, not the whole queue.
+	refusals := []struct {
+		name, path string
+		header     http.Header
+		want       int
+	}{
+		{"tenant reads the whole queue", "/queues/vis-held/pendingpods", bearer(tenant), http.StatusForbidden},
+		{"tenant reads another namespace", "/namespaces/kube-system/pendingpods", bearer(tenant), http.StatusForbidden},
+		{"operator lists a namespace", "/namespaces/" + ns + "/pendingpods", bearer(operator), http.StatusForbidden},
+		{"no credentials", "/queues/vis-held/pendingpods", nil, http.StatusUnauthorized},
+		{"a token the API server did not issue", "/queues/vis-held/pendingpods", bearer("not-a-token"), http.StatusUnauthorized},
+		// Front-proxy headers count only with the front proxy's client
+		// certificate: sent by anyone else they are nobody.
+		{"forged front-proxy headers", "/queues/vis-held/pendingpods", http.Header{"X-Remote-User": {"system:admin"}, "X-Remote-Group": {"system:masters"}}, http.StatusUnauthorized},
+	}
+	for _, r := range refusals {
+		code, body := get(r.path, r.header)
+		if code != r.want {
+			t.Errorf("%s: %d, want %d: %s", r.name, code, r.want, body)
+			continue
+		}
+		var status metav1.Status
+		if err := json.Unmarshal(body, &status); err != nil || status.Kind != "Status" {
+			t.Errorf("%s: the refusal is not a Status: %s", r.name, body)
+		}
+	}
+	// Bad input is a 400 that says what is allowed, after authorization.
+	if code, body := get("/queues/vis-held/pendingpods?limit=0", bearer(operator)); code != http.StatusBadRequest || !strings.Contains(string(body), "from 1 to") {
+		t.Errorf("limit=0: %d %s", code, body)
+	}
+}
