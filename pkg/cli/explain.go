@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
+	visibility "github.com/switchyard-sched/switchyard/pkg/apis/visibility/v1alpha1"
 	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
 )
 
@@ -79,7 +83,11 @@ func newExplainCommand(flags *genericclioptions.ConfigFlags, streams genericioop
 			if q := pod.Annotations[v1alpha1.RoutedQueueAnnotation]; q != "" {
 				queue, queueErr = sy.SwitchyardV1alpha1().Queues().Get(ctx, q, metav1.GetOptions{})
 			}
-			return Explain(streams.Out, Explanation{Pod: pod, Queue: queue, QueueErr: queueErr, Events: events.Items, EventsErr: eventsErr}, time.Now())
+			x := Explanation{Pod: pod, Queue: queue, QueueErr: queueErr, Events: events.Items, EventsErr: eventsErr}
+			if v1alpha1.HasAdmissionGate(pod) {
+				x.Standing, x.StandingErr = FetchStanding(ctx, client, pod)
+			}
+			return Explain(streams.Out, x, time.Now())
 		},
 	}
 }
@@ -91,6 +99,57 @@ type Explanation struct {
 	QueueErr  error
 	Events    []corev1.Event
 	EventsErr error
+	// Standing is the pod's place in its queue, from the visibility API.
+	Standing    *visibility.PendingPod
+	StandingErr error
+}
+
+// FetchStanding asks the visibility API (through the API server, with the
+// caller's credentials) where a waiting pod stands in its queue.
+func FetchStanding(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod) (*visibility.PendingPod, error) {
+	result := client.CoreV1().RESTClient().Get().
+		AbsPath("/apis", visibility.GroupName, visibility.Version, "namespaces", pod.Namespace, visibility.PendingPodsResource).
+		Param("limit", strconv.Itoa(visibility.MaxLimit)).Do(ctx)
+	if err := result.Error(); err != nil {
+		return nil, err
+	}
+	raw, err := result.Raw()
+	if err != nil {
+		return nil, err
+	}
+	var list visibility.PendingPodList
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, fmt.Errorf("reading the visibility API's answer: %w", err)
+	}
+	for i := range list.Items {
+		if list.Items[i].UID == pod.UID {
+			return &list.Items[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// position writes the pod's place in its queue and its estimate, or why
+// they cannot be shown.
+func position(line func(string, string, ...any), x Explanation, now time.Time) {
+	switch err := x.StandingErr; {
+	case err == nil && x.Standing == nil:
+		line("Position", "not in the coordinator's queues yet (it is seen a moment after creation)")
+	case err == nil:
+		st := x.Standing
+		line("Position", "%d in queue %s; held by %s", st.Position, st.Queue, st.HeldBy)
+		if st.EstimatedAdmission != nil {
+			line("Estimate", "in about %s (%s)", duration.HumanDuration(st.EstimatedAdmission.Sub(now)), st.EstimateBasis)
+		} else {
+			line("Estimate", "%s", st.EstimateBasis)
+		}
+	case apierrors.IsNotFound(err):
+		line("Position", "not available: the visibility API (%s) is not registered in this cluster (manifests/coordinator/visibility.yaml)", visibility.APIServiceName)
+	case apierrors.IsForbidden(err):
+		line("Position", "not available: your credentials may not list pendingpods.%s in namespace %s (the view role grants it)", visibility.GroupName, x.Pod.Namespace)
+	default:
+		line("Position", "not available: %v", err)
+	}
 }
 
 // Explain writes where the pod stands, one fact per line.
@@ -132,7 +191,7 @@ func Explain(w io.Writer, x Explanation, now time.Time) error {
 			held += fmt.Sprintf(" (%s ago, when it started waiting)", duration.HumanDuration(now.Sub(eventTime(e))))
 		}
 		line("State", "waiting for admission; %s", held)
-		line("Position", "not shown: it needs the coordinator's visibility endpoint, which is not built yet")
+		position(line, x, now)
 	default:
 		state := "admitted, not yet bound"
 		if r, ok := v1alpha1.AdmissionRecordOf(pod); ok {

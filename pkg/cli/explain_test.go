@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
+	visibility "github.com/switchyard-sched/switchyard/pkg/apis/visibility/v1alpha1"
 )
 
 func TestExplain(t *testing.T) {
@@ -43,7 +44,20 @@ func TestExplain(t *testing.T) {
 		{name: "waiting, held by maxAdmitted", x: Explanation{Pod: pod(nil), Queue: batch, Events: []corev1.Event{
 			event("Queued", corev1.EventTypeNormal, `Waiting for admission in queue "batch", held by maxAdmitted (10/10)`, 4*time.Minute)}},
 			want: []string{"Route:     Queue batch, profile switchyard-batch", "7 pending, 10 admitted", "limits maxAdmitted=10",
-				"waiting for admission; held by maxAdmitted (10/10) (4m ago", "Position:  not shown"}},
+				"waiting for admission; held by maxAdmitted (10/10) (4m ago", "Position:  not in the coordinator's queues yet"}},
+		{name: "waiting, with its standing and an estimate", x: Explanation{Pod: pod(nil), Queue: batch, Standing: &visibility.PendingPod{
+			Queue: "batch", Position: 3, HeldBy: "2 pods ahead in the queue, whose next pod is held by maxAdmitted (10/10)",
+			EstimatedAdmission: ptr.To(metav1.NewTime(now.Add(90 * time.Second))), EstimateBasis: "12 admitted in the last 5m0s"}},
+			want: []string{"Position:  3 in queue batch; held by 2 pods ahead", "Estimate:  in about 90s (12 admitted in the last 5m0s)"}},
+		{name: "waiting, no estimate", x: Explanation{Pod: pod(nil), Queue: batch, Standing: &visibility.PendingPod{
+			Queue: "batch", Position: 1, HeldBy: "maxAdmitted (0/0)", EstimateBasis: "no estimate: nothing admitted in the last 5m0s"}},
+			want: []string{"Position:  1 in queue batch; held by maxAdmitted (0/0)", "Estimate:  no estimate: nothing admitted"}},
+		{name: "waiting, visibility API not registered", x: Explanation{Pod: pod(nil), Queue: batch,
+			StandingErr: apierrors.NewNotFound(schema.GroupResource{Group: visibility.GroupName, Resource: "pendingpods"}, "")},
+			want: []string{"Position:  not available: the visibility API (v1alpha1.visibility.switchyard.io) is not registered"}},
+		{name: "waiting, not allowed to list pendingpods", x: Explanation{Pod: pod(nil), Queue: batch,
+			StandingErr: apierrors.NewForbidden(schema.GroupResource{Group: visibility.GroupName, Resource: "pendingpods"}, "", errors.New("RBAC"))},
+			want: []string{"may not list pendingpods.visibility.switchyard.io in namespace team-a (the view role grants it)"}},
 		{name: "admitted, the scheduler cannot place it", x: Explanation{Pod: pod(func(p *corev1.Pod) {
 			p.Spec.SchedulingGates = nil
 			p.Annotations[v1alpha1.AdmittedAnnotation] = `{"queue":"batch","time":"2026-12-02T11:58:00Z","waited":"3m","limits":"maxAdmitted 10/10"}`

@@ -744,7 +744,11 @@ func TestExplainHeldPod(t *testing.T) {
 		return out.String()
 	}
 	for pod, wants := range map[string][]string{
-		"held":    {"Route:     Queue explain-held, profile switchyard-batch", "waiting for admission; held by maxAdmitted (0/0)"},
+		// This API server has no aggregation layer for the visibility API
+		// (TestVisibilityPending talks to the coordinator directly): explain
+		// says so instead of a position.
+		"held": {"Route:     Queue explain-held, profile switchyard-batch", "waiting for admission; held by maxAdmitted (0/0)",
+			"Position:  not available: the visibility API (v1alpha1.visibility.switchyard.io) is not registered"},
 		"too-big": {"admitted", "by Queue explain-open", "Scheduler: 0/1 nodes are available", "Insufficient cpu"},
 	} {
 		out := explain(pod)

@@ -65,12 +65,6 @@ type Options struct {
 	ServerName string
 }
 
-// Default limits of a request's ?limit=.
-const (
-	DefaultLimit = 500
-	MaxLimit     = 10000
-)
-
 // authenticationConfigMap is where the API server publishes the front
 // proxy's CA and header names for extension API servers.
 const (
@@ -285,14 +279,14 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, list)
 }
 
-// parseLimit reads ?limit=: DefaultLimit when empty, 1..MaxLimit.
+// parseLimit reads ?limit=: visibility.DefaultLimit when empty, 1..visibility.MaxLimit.
 func parseLimit(value string) (int, error) {
 	if value == "" {
-		return DefaultLimit, nil
+		return visibility.DefaultLimit, nil
 	}
 	n, err := strconv.Atoi(value)
-	if err != nil || n < 1 || n > MaxLimit {
-		return 0, fmt.Errorf("limit=%q: want a whole number from 1 to %d", value, MaxLimit)
+	if err != nil || n < 1 || n > visibility.MaxLimit {
+		return 0, fmt.Errorf("limit=%q: want a whole number from 1 to %d", value, visibility.MaxLimit)
 	}
 	return n, nil
 }

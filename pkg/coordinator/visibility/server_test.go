@@ -43,9 +43,9 @@ func TestRoutes(t *testing.T) {
 		wantLimit int
 		wantInMsg string
 	}{
-		{name: "queue", path: base + "/queues/batch/pendingpods", wantCode: 200, wantPods: []string{"team-a/p1", "team-b/p2"}, wantLimit: DefaultLimit},
+		{name: "queue", path: base + "/queues/batch/pendingpods", wantCode: 200, wantPods: []string{"team-a/p1", "team-b/p2"}, wantLimit: visibility.DefaultLimit},
 		{name: "queue with limit", path: base + "/queues/batch/pendingpods?limit=7", wantCode: 200, wantPods: []string{"team-a/p1", "team-b/p2"}, wantLimit: 7},
-		{name: "namespace", path: base + "/namespaces/team-a/pendingpods", wantCode: 200, wantPods: []string{"team-a/p1"}, wantLimit: DefaultLimit},
+		{name: "namespace", path: base + "/namespaces/team-a/pendingpods", wantCode: 200, wantPods: []string{"team-a/p1"}, wantLimit: visibility.DefaultLimit},
 		{name: "namespace without pods is an empty list", path: base + "/namespaces/team-c/pendingpods", wantCode: 200, wantPods: []string{}},
 		{name: "unknown queue", path: base + "/queues/nope/pendingpods", wantCode: 404, wantInMsg: `queue "nope"`},
 		{name: "limit zero", path: base + "/queues/batch/pendingpods?limit=0", wantCode: 400, wantInMsg: "from 1 to 10000"},

@@ -24,6 +24,10 @@ const (
 	PendingPodsResource = "pendingpods"
 	// PendingPodListKind is the kind of both answers.
 	PendingPodListKind = "PendingPodList"
+	// DefaultLimit is how many pods an answer holds without ?limit=, and
+	// MaxLimit the most a request may ask for.
+	DefaultLimit = 500
+	MaxLimit     = 10000
 )
 
 // PendingPodList is the answer of both endpoints: pods in queue order
