@@ -15,13 +15,11 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
-	"github.com/switchyard-sched/switchyard/pkg/cli"
 	"github.com/switchyard-sched/switchyard/pkg/configurator"
 	"github.com/switchyard-sched/switchyard/pkg/configurator/server"
 )
@@ -298,13 +296,7 @@ func TestConfiguratorRolloutWait(t *testing.T) {
 	}
 	waitFor(ctx, t, "registrations", 10*time.Second, func() bool { return len(replicasOf(t, rc, "shop")) == 3 })
 	kubectl := func(args ...string) (string, error) {
-		var out bytes.Buffer
-		cmd := cli.NewCommand(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out})
-		cmd.SetArgs(append(args, "--configurator-url", rc.URL, "--configurator-token", rc.Writer, "--configurator-ca-file", servingCert(t).CertFile))
-		cmd.SetOut(&out)
-		cmd.SetErr(&out)
-		err := cmd.ExecuteContext(ctx)
-		return out.String(), err
+		return kubectlSwitchyard(ctx, append(args, "--configurator-url", rc.URL, "--configurator-token", rc.Writer, "--configurator-ca-file", servingCert(t).CertFile)...)
 	}
 	out, err := kubectl("config", "set", "shop", "--wait=20s", "currency=EUR")
 	if err != nil || !strings.Contains(out, "shop: 3/3 healthy replicas at version 1") {

@@ -5,15 +5,19 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/klog/v2"
 
+	"github.com/switchyard-sched/switchyard/pkg/cli"
 	coordinatorpkg "github.com/switchyard-sched/switchyard/pkg/coordinator"
 	"github.com/switchyard-sched/switchyard/test/localcluster"
 )
@@ -80,7 +84,7 @@ func run(m *testing.M) int {
 	defer deleteDecisionExchange()
 	port, err := localcluster.FreePort()
 	if err == nil {
-		visibilityCert, err = localcluster.NewServingCert(cluster.WorkDir())
+		visibilityCert, err = localcluster.NewServingCert(cluster.WorkDir(), localcluster.VisibilityServerName)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "preparing the visibility API: %v\n", err)
@@ -92,6 +96,14 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = coordinator.Stop() }()
+	caBundle, err := os.ReadFile(visibilityCert.CertFile)
+	if err == nil {
+		err = cluster.ServeVisibility(ctx, port, caBundle)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "registering the visibility API: %v (logs: %s)\n", err, logFile.Name())
+		return 1
+	}
 	code := m.Run()
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "component logs: %s\n", logFile.Name())
@@ -135,4 +147,16 @@ func deleteExchange(name string) {
 	if ch, err := conn.Channel(); err == nil {
 		_ = ch.ExchangeDelete(name, false, false)
 	}
+}
+
+// kubectlSwitchyard runs `kubectl switchyard args...` in this process, as
+// a user would, and returns what it printed (stdout and stderr together).
+func kubectlSwitchyard(ctx context.Context, args ...string) (string, error) {
+	var out bytes.Buffer
+	cmd := cli.NewCommand(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out})
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	err := cmd.ExecuteContext(ctx)
+	return out.String(), err
 }

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,12 +17,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/klog/v2/ktesting"
 	"k8s.io/utils/ptr"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
-	"github.com/switchyard-sched/switchyard/pkg/cli"
 	coordinatorpkg "github.com/switchyard-sched/switchyard/pkg/coordinator"
 	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
 	"github.com/switchyard-sched/switchyard/test/localcluster"
@@ -732,23 +729,16 @@ func TestExplainHeldPod(t *testing.T) {
 	waitForEvent(ctx, t, ns, "held", "Queued", "maxAdmitted")
 	waitForEvent(ctx, t, ns, "too-big", "FailedScheduling", "Insufficient cpu")
 	explain := func(pod string) string {
-		var out bytes.Buffer
-		cmd := cli.NewCommand(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out})
-		cmd.SetArgs([]string{"explain", ns + "/" + pod, "--kubeconfig", cluster.KubeconfigPath})
-		cmd.SetOut(&out)
-		cmd.SetErr(&out)
-		if err := cmd.ExecuteContext(ctx); err != nil {
-			t.Fatalf("explain %s: %v\n%s", pod, err, out.String())
+		out, err := kubectlSwitchyard(ctx, "explain", ns+"/"+pod, "--kubeconfig", cluster.KubeconfigPath)
+		if err != nil {
+			t.Fatalf("explain %s: %v\n%s", pod, err, out)
 		}
-		t.Logf("$ kubectl switchyard explain %s/%s\n%s", ns, pod, out.String())
-		return out.String()
+		t.Logf("$ kubectl switchyard explain %s/%s\n%s", ns, pod, out)
+		return out
 	}
 	for pod, wants := range map[string][]string{
-		// This API server has no aggregation layer for the visibility API
-		// (TestVisibilityPending talks to the coordinator directly): explain
-		// says so instead of a position.
 		"held": {"Route:     Queue explain-held, profile switchyard-batch", "waiting for admission; held by maxAdmitted (0/0)",
-			"Position:  not available: the visibility API (v1alpha1.visibility.switchyard.io) is not registered"},
+			"Position:  1 in queue explain-held; held by maxAdmitted (0/0)", "Estimate:  no estimate"},
 		"too-big": {"admitted", "by Queue explain-open", "Scheduler: 0/1 nodes are available", "Insufficient cpu"},
 	} {
 		out := explain(pod)
@@ -766,13 +756,7 @@ func TestExplainHeldPod(t *testing.T) {
 func TestCLIVersionAndErrors(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	run := func(args ...string) (string, error) {
-		var out bytes.Buffer
-		cmd := cli.NewCommand(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out})
-		cmd.SetArgs(append(args, "--kubeconfig", cluster.KubeconfigPath))
-		cmd.SetOut(&out)
-		cmd.SetErr(&out)
-		err := cmd.ExecuteContext(ctx)
-		return out.String(), err
+		return kubectlSwitchyard(ctx, append(args, "--kubeconfig", cluster.KubeconfigPath)...)
 	}
 	out, err := run("version")
 	// The API server built from vendor/ carries no release version stamp

@@ -87,6 +87,16 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	apiServer := env.ControlPlane.GetAPIServer()
 	apiServer.Configure().Set("disable-admission-plugins", DisabledAdmissionPlugins)
+	// The aggregation layer proxies to extension API servers (the
+	// coordinator's visibility API) as in a kubeadm cluster.
+	frontProxy, err := frontProxyFlags(workDir)
+	if err != nil {
+		_ = os.RemoveAll(workDir)
+		return nil, fmt.Errorf("writing the front-proxy certificates: %w", err)
+	}
+	for name, value := range frontProxy {
+		apiServer.Configure().Set(name, value)
+	}
 	for name, value := range opts.APIServerArgs {
 		apiServer.Configure().Set(name, value)
 	}

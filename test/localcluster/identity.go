@@ -113,9 +113,10 @@ type ServingCert struct {
 	CertFile, KeyFile string
 }
 
-// NewServingCert writes a fresh self-signed serving certificate into dir.
-func NewServingCert(dir string) (*ServingCert, error) {
-	certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKey("localhost", []net.IP{net.ParseIP("127.0.0.1")}, nil)
+// NewServingCert writes a fresh self-signed serving certificate into dir,
+// for dnsNames too.
+func NewServingCert(dir string, dnsNames ...string) (*ServingCert, error) {
+	certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKey("localhost", []net.IP{net.ParseIP("127.0.0.1")}, dnsNames)
 	if err != nil {
 		return nil, err
 	}

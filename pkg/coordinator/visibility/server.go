@@ -173,8 +173,12 @@ func New(ctx context.Context, client kubernetes.Interface, opts Options) (*Serve
 	h = genericfilters.WithCacheControl(h)
 	s.handler = serverfilters.WithPanicRecovery(h, infoResolver)
 
+	// The front proxy authenticates with a client certificate: ask for one
+	// (the request-header authenticator verifies it against the ConfigMap's
+	// CA), without refusing clients that bring a bearer token instead.
 	certs := dynamiccertificates.NewDynamicServingCertificateController(
-		&tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}, requestHeader, serving, nil, nil)
+		&tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}, ClientAuth: tls.RequestClientCert},
+		requestHeader, serving, nil, nil)
 	requestHeader.AddListener(certs)
 	if files, ok := serving.(*dynamiccertificates.DynamicCertKeyPairContent); ok {
 		files.AddListener(certs)
@@ -267,8 +271,12 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	} else {
 		pods, found := holder.PendingInQueue(parts[1], limit)
 		if !found {
-			writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, fmt.Sprintf(
-				"queue %q has no pending pods and no Queue object: list the queues with kubectl get queues.switchyard.io", parts[1]))
+			// Details name the queue, so that a client tells this answer
+			// from the API server's own 404 (the group not registered).
+			writeJSON(w, http.StatusNotFound, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
+				Status: metav1.StatusFailure, Code: http.StatusNotFound, Reason: metav1.StatusReasonNotFound,
+				Details: &metav1.StatusDetails{Group: visibility.GroupName, Kind: visibility.QueuesResource, Name: parts[1]},
+				Message: fmt.Sprintf("queue %q has no pending pods and no Queue object: list the queues with kubectl get queues.switchyard.io", parts[1])})
 			return
 		}
 		list.Items = pods
