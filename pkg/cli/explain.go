@@ -2,11 +2,9 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -107,19 +105,9 @@ type Explanation struct {
 // FetchStanding asks the visibility API (through the API server, with the
 // caller's credentials) where a waiting pod stands in its queue.
 func FetchStanding(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod) (*visibility.PendingPod, error) {
-	result := client.CoreV1().RESTClient().Get().
-		AbsPath("/apis", visibility.GroupName, visibility.Version, "namespaces", pod.Namespace, visibility.PendingPodsResource).
-		Param("limit", strconv.Itoa(visibility.MaxLimit)).Do(ctx)
-	if err := result.Error(); err != nil {
-		return nil, err
-	}
-	raw, err := result.Raw()
+	list, err := FetchPending(ctx, client, PendingTarget{Namespace: pod.Namespace}, visibility.MaxLimit)
 	if err != nil {
 		return nil, err
-	}
-	var list visibility.PendingPodList
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, fmt.Errorf("reading the visibility API's answer: %w", err)
 	}
 	for i := range list.Items {
 		if list.Items[i].UID == pod.UID {
@@ -143,12 +131,8 @@ func position(line func(string, string, ...any), x Explanation, now time.Time) {
 		} else {
 			line("Estimate", "%s", st.EstimateBasis)
 		}
-	case apierrors.IsNotFound(err):
-		line("Position", "not available: the visibility API (%s) is not registered in this cluster (manifests/coordinator/visibility.yaml)", visibility.APIServiceName)
-	case apierrors.IsForbidden(err):
-		line("Position", "not available: your credentials may not list pendingpods.%s in namespace %s (the view role grants it)", visibility.GroupName, x.Pod.Namespace)
 	default:
-		line("Position", "not available: %v", err)
+		line("Position", "not available: %s", DescribeVisibilityError(err, PendingTarget{Namespace: x.Pod.Namespace}))
 	}
 }
 
@@ -263,6 +247,34 @@ func eventTime(e *corev1.Event) time.Time {
 		return e.LastTimestamp.Time
 	}
 	return e.CreationTimestamp.Time
+}
+
+// completeQueues completes Queue names, for the one argument that names one.
+func completeQueues(flags *genericclioptions.ConfigFlags) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		config, err := flags.ToRESTConfig()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		sy, err := versioned.NewForConfig(config)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		queues, err := sy.SwitchyardV1alpha1().Queues().List(cmd.Context(), metav1.ListOptions{})
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		var names []string
+		for _, q := range queues.Items {
+			if strings.HasPrefix(q.Name, toComplete) {
+				names = append(names, q.Name)
+			}
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	}
 }
 
 // completePods completes pod names in the namespace of -n (or the

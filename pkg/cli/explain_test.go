@@ -53,7 +53,7 @@ func TestExplain(t *testing.T) {
 			Queue: "batch", Position: 1, HeldBy: "maxAdmitted (0/0)", EstimateBasis: "no estimate: nothing admitted in the last 5m0s"}},
 			want: []string{"Position:  1 in queue batch; held by maxAdmitted (0/0)", "Estimate:  no estimate: nothing admitted"}},
 		{name: "waiting, visibility API not registered", x: Explanation{Pod: pod(nil), Queue: batch,
-			StandingErr: apierrors.NewNotFound(schema.GroupResource{Group: visibility.GroupName, Resource: "pendingpods"}, "")},
+			StandingErr: apiServerNotFound},
 			want: []string{"Position:  not available: the visibility API (v1alpha1.visibility.switchyard.io) is not registered"}},
 		{name: "waiting, not allowed to list pendingpods", x: Explanation{Pod: pod(nil), Queue: batch,
 			StandingErr: apierrors.NewForbidden(schema.GroupResource{Group: visibility.GroupName, Resource: "pendingpods"}, "", errors.New("RBAC"))},

@@ -27,7 +27,7 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	flags.AddFlags(cmd.PersistentFlags())
 	cmd.SetOut(streams.Out)
 	cmd.SetErr(streams.ErrOut)
-	cmd.AddCommand(newQueuesCommand(flags, streams), newExplainCommand(flags, streams), newVersionCommand(flags, streams))
+	cmd.AddCommand(newQueuesCommand(flags, streams), newExplainCommand(flags, streams), newPendingCommand(flags, streams), newVersionCommand(flags, streams))
 	addConfiguratorCommands(cmd, streams)
 	return cmd
 }

@@ -8,12 +8,17 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/klog/v2/ktesting"
 	"k8s.io/utils/ptr"
 
@@ -164,8 +169,92 @@ func TestVisibilityPending(t *testing.T) {
 			t.Errorf("%s: the refusal is not a Status: %s", r.name, body)
 		}
 	}
+	// Through the API server's aggregation layer, as kubectl reaches it:
+	// the coordinator trusts the front proxy's certificate and the
+	// caller's identity in its headers, and authorizes that identity.
+	viaAPIServer := func(token, path string) (int, []byte) {
+		config := rest.AnonymousClientConfig(cluster.Config)
+		config.BearerToken = token
+		client, err := kubernetes.NewForConfig(config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path, query, _ := strings.Cut(path, "?")
+		req := client.CoreV1().RESTClient().Get().AbsPath("/apis/visibility.switchyard.io/v1alpha1" + path)
+		if name, value, ok := strings.Cut(query, "="); ok {
+			req = req.Param(name, value)
+		}
+		result := req.Do(ctx)
+		var code int
+		result.StatusCode(&code)
+		raw, _ := result.Raw()
+		return code, raw
+	}
+	if code, body := viaAPIServer(tenant, "/namespaces/"+ns+"/pendingpods"); code != http.StatusOK || !strings.Contains(string(body), `"name":"wait-3"`) {
+		t.Errorf("the tenant through the API server: %d %s", code, body)
+	}
+	if code, body := viaAPIServer(tenant, "/queues/vis-held/pendingpods"); code != http.StatusForbidden {
+		t.Errorf("the tenant read the whole queue through the API server: %d %s", code, body)
+	}
+	if code, body := viaAPIServer(operator, "/queues/vis-held/pendingpods?limit=1"); code != http.StatusOK || strings.Count(string(body), `"position"`) != 1 {
+		t.Errorf("the operator through the API server, limit 1: %d %s", code, body)
+	}
+	// The same answers are what kubectl switchyard prints: explain for
+	// the pod, pending for the queue (the operator) and for the namespace
+	// (the tenant, who may not read the whole queue).
+	out, err := kubectlSwitchyard(ctx, "explain", ns+"/wait-3", "--kubeconfig", cluster.KubeconfigPath)
+	t.Logf("$ kubectl switchyard explain %s/wait-3\n%s", ns, out)
+	if err != nil || !strings.Contains(out, "Position:  3 in queue vis-held; held by 2 pods ahead in the queue, whose next pod is held by maxAdmitted") {
+		t.Errorf("explain does not show the position: %v", err)
+	}
+	operatorConfig, tenantConfig := tokenKubeconfig(t, operator), tokenKubeconfig(t, tenant)
+	out, err = kubectlSwitchyard(ctx, "pending", "vis-held", "--kubeconfig", operatorConfig)
+	t.Logf("$ kubectl switchyard pending vis-held\n%s", out)
+	if err != nil {
+		t.Errorf("pending vis-held as the operator: %v", err)
+	}
+	for _, want := range []string{"POSITION  NAMESPACE", "1         " + ns, "wait-1", "maxAdmitted (0/0)", "3         " + ns} {
+		if !strings.Contains(out, want) {
+			t.Errorf("pending vis-held lacks %q", want)
+		}
+	}
+	out, err = kubectlSwitchyard(ctx, "pending", "-n", ns, "-o", "wide", "--kubeconfig", tenantConfig)
+	t.Logf("$ kubectl switchyard pending -n %s -o wide\n%s", ns, out)
+	if err != nil || !strings.Contains(out, "POSITION  QUEUE     NAME") || !strings.Contains(out, "2         vis-held  wait-2") || !strings.Contains(out, "ESTIMATE BASIS") {
+		t.Errorf("pending -n as the tenant: %v", err)
+	}
+	out, err = kubectlSwitchyard(ctx, "pending", "vis-held", "-o", "json", "--limit", "2", "--kubeconfig", operatorConfig)
+	var limited visibility.PendingPodList
+	if err != nil || json.Unmarshal([]byte(out), &limited) != nil || len(limited.Items) != 2 || limited.Items[1].Name != "wait-2" {
+		t.Errorf("pending -o json --limit 2: %v\n%s", err, out)
+	}
+	if _, err := kubectlSwitchyard(ctx, "pending", "vis-held", "--kubeconfig", tenantConfig); err == nil ||
+		!strings.Contains(err.Error(), "may not get queues/pendingpods.visibility.switchyard.io for queue vis-held (the switchyard-queue-pending-viewer ClusterRole grants it") {
+		t.Errorf("pending of the whole queue as the tenant: %v, want a refusal that names the role", err)
+	}
+	if _, err := kubectlSwitchyard(ctx, "pending", "no-such-queue", "--kubeconfig", operatorConfig); err == nil ||
+		!strings.Contains(err.Error(), `queue "no-such-queue" has no pending pods and no Queue object`) {
+		t.Errorf("pending of an unknown queue: %v, want the coordinator's answer", err)
+	}
+
 	// Bad input is a 400 that says what is allowed, after authorization.
 	if code, body := get("/queues/vis-held/pendingpods?limit=0", bearer(operator)); code != http.StatusBadRequest || !strings.Contains(string(body), "from 1 to") {
 		t.Errorf("limit=0: %d %s", code, body)
 	}
+}
+
+// tokenKubeconfig writes a kubeconfig for the test API server that
+// authenticates with token alone, as a user's would.
+func tokenKubeconfig(t *testing.T, token string) string {
+	t.Helper()
+	config := clientcmdapi.NewConfig()
+	config.Clusters["test"] = &clientcmdapi.Cluster{Server: cluster.Config.Host, CertificateAuthorityData: cluster.Config.CAData}
+	config.AuthInfos["user"] = &clientcmdapi.AuthInfo{Token: token}
+	config.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "user", Namespace: "default"}
+	config.CurrentContext = "test"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*config, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

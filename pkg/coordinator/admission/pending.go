@@ -54,9 +54,9 @@ func standings(in queueStanding, now time.Time, keep func(*entry) bool, limit in
 		case position == 1:
 			p.HeldBy = head
 		case in.Held == "":
-			p.HeldBy = fmt.Sprintf("%d pods ahead in the queue, which is admitting", position-1)
+			p.HeldBy = podsAhead(position-1) + " in the queue, which is admitting"
 		default:
-			p.HeldBy = fmt.Sprintf("%d pods ahead in the queue, whose next pod is held by %s", position-1, in.Held)
+			p.HeldBy = podsAhead(position-1) + " in the queue, whose next pod is held by " + in.Held
 		}
 		if g := e.gang; g != nil {
 			p.CalcSet = g.key.name
@@ -148,4 +148,12 @@ func (c *Controller) standingOf(q *queueState, now time.Time) queueStanding {
 	count, span := q.recent.recent(now)
 	in.Estimate = EstimateRate(count, span, in.Spec, in.Held)
 	return in
+}
+
+// podsAhead counts the pods ahead of one, in words.
+func podsAhead(n int) string {
+	if n == 1 {
+		return "1 pod ahead"
+	}
+	return fmt.Sprintf("%d pods ahead", n)
 }

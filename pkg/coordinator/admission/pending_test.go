@@ -96,17 +96,17 @@ func TestStandings(t *testing.T) {
 		{name: "the head is held by the limit, the rest by the pods ahead",
 			spec: v1alpha1.QueueSpec{MaxAdmitted: ptr.To[int32](1)}, pods: []*corev1.Pod{plain("a", 0), plain("b", time.Second), plain("c", 2*time.Second)},
 			held: "maxAdmitted (1/1)", estimate: Estimate{PerSecond: 0.5, Basis: "recent"},
-			want: []want{{"a", "maxAdmitted (1/1)", "2s"}, {"b", "1 pods ahead in the queue, whose next pod is held by maxAdmitted (1/1)", "4s"}, {"c", "2 pods ahead", "6s"}}},
+			want: []want{{"a", "maxAdmitted (1/1)", "2s"}, {"b", "1 pod ahead in the queue, whose next pod is held by maxAdmitted (1/1)", "4s"}, {"c", "2 pods ahead", "6s"}}},
 		{name: "nothing holds the queue: the head is next, no estimate without a basis",
 			pods: []*corev1.Pod{plain("a", 0), plain("b", time.Second)},
-			want: []want{{"a", "nothing: it is next to be admitted", ""}, {"b", "1 pods ahead in the queue, which is admitting", ""}}},
+			want: []want{{"a", "nothing: it is next to be admitted", ""}, {"b", "1 pod ahead in the queue, which is admitting", ""}}},
 		{name: "pod priority orders the queue",
 			pods: func() []*corev1.Pod {
 				late := plain("late-but-urgent", time.Minute)
 				late.Spec.Priority = ptr.To[int32](100)
 				return []*corev1.Pod{plain("a", 0), late}
 			}(), held: "quota cpu (1 used + 500m asked > 1)",
-			want: []want{{"late-but-urgent", "quota cpu", ""}, {"a", "1 pods ahead", ""}}},
+			want: []want{{"late-but-urgent", "quota cpu", ""}, {"a", "1 pod ahead", ""}}},
 		{name: "an incomplete set says what it waits for",
 			pods: append(members("q", "s", 4, 3, 0, 0), plain("p", time.Minute)), estimate: Estimate{PerSecond: 1},
 			want: []want{{"s-0", "calculation set s waits for its other members (3 of 4 exist)", ""}, {"s-1", "waits for its other members", ""},
@@ -120,7 +120,7 @@ func TestStandings(t *testing.T) {
 				other.Namespace = "other"
 				return []*corev1.Pod{other, plain("mine", time.Second)}
 			}(), held: "admissionRate (1/s)", estimate: Estimate{PerSecond: 1}, namespace: "ns",
-			want: []want{{"mine", "1 pods ahead", "2s"}}},
+			want: []want{{"mine", "1 pod ahead", "2s"}}},
 		{name: "limit", pods: []*corev1.Pod{plain("a", 0), plain("b", time.Second)}, limit: 1,
 			want: []want{{"a", "next to be admitted", ""}}},
 	} {
