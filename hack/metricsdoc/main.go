@@ -53,7 +53,7 @@ func components() ([]Component, error) {
 		register       func(prometheus.Registerer)
 	}
 	specs := []spec{
-		{"switchyard-coordinator", "`:8080/metrics` (HTTP)", func(r prometheus.Registerer) {
+		{"switchyard-coordinator", "`:8443/metrics` (HTTPS, delegated authentication and authorization, the visibility API's port)", func(r prometheus.Registerer) {
 			admission.NewMetrics(r)
 			routing.NewMetrics(r)
 			dispatch.NewMetrics(r)

@@ -59,9 +59,11 @@ type Options struct {
 	LeaseName   string
 	// Identity names this replica in the lease; the host name when empty.
 	Identity string
-	// ServeAddress serves /healthz, /readyz and /metrics; empty: no server.
+	// ServeAddress serves /healthz, /livez and /readyz over plain HTTP, for
+	// the kubelet's probes (and /metrics when there is no VisibilityAddress);
+	// empty: no server.
 	ServeAddress string
-	// Profiling serves /debug/pprof on ServeAddress.
+	// Profiling serves /debug/pprof where /metrics is served.
 	Profiling bool
 	// Registry receives the metrics; a new one when nil.
 	Registry *prometheus.Registry
@@ -73,9 +75,10 @@ type Options struct {
 	// broker). Empty: no decision stream; publishing every decision costs
 	// about a fifth of the coordinator's CPU at full admission speed.
 	DecisionExchange string
-	// VisibilityAddress serves the visibility API (pending pods, their
-	// positions and estimates) for the API server's aggregation layer;
-	// empty: not served.
+	// VisibilityAddress is the secure port: HTTPS with delegated
+	// authentication and authorization, serving the visibility API
+	// (pending pods, their positions and estimates) for the API server's
+	// aggregation layer, and /metrics; empty: not served.
 	VisibilityAddress string
 	// VisibilityCertFile and VisibilityKeyFile are its serving certificate;
 	// both empty: self-signed for VisibilityServerName.
@@ -163,25 +166,16 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 		defer func() { _ = amqpBroker.Close() }()
 		b = amqpBroker
 	}
-	var ready atomic.Bool
-	if opts.ServeAddress != "" {
-		// Ready means: this replica leads and its caches are synced. Standby
-		// replicas report not ready, so the Service reaches the leader's metrics.
-		srv, err := probes.Start(ctx, probes.Options{Addr: opts.ServeAddress, Registry: reg, Ready: ready.Load,
-			NotReady: "not leading or caches not synced", Profiling: opts.Profiling})
-		if err != nil {
-			return err
-		}
-		defer srv.Close()
-	}
 	// The visibility API is served by every replica (a stand-by answers
 	// 503, and is not ready, so the Service sends requests to the leader).
 	// A server that cannot start is an error in the log, never a reason
-	// to stop admitting.
+	// to stop admitting. It serves /metrics and /debug/pprof too, behind
+	// its authentication and authorization.
 	var vis *visibility.Server
 	if opts.VisibilityAddress != "" {
 		vis, err = visibility.New(ctx, client, visibility.Options{Address: opts.VisibilityAddress,
-			CertFile: opts.VisibilityCertFile, KeyFile: opts.VisibilityKeyFile, ServerName: opts.VisibilityServerName})
+			CertFile: opts.VisibilityCertFile, KeyFile: opts.VisibilityKeyFile, ServerName: opts.VisibilityServerName,
+			Metrics: probes.MetricsHandler(reg), Profiling: opts.Profiling})
 		if err != nil {
 			logger.Error(err, "Not serving the visibility API")
 		} else {
@@ -197,6 +191,23 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 				}
 			}()
 		}
+	}
+	var ready atomic.Bool
+	if opts.ServeAddress != "" {
+		// Ready means: this replica leads and its caches are synced. Standby
+		// replicas report not ready, so the Service reaches the leader's metrics.
+		// /metrics and /debug/pprof only where no secure port serves them
+		// (a local run without --visibility-address).
+		probeOpts := probes.Options{Addr: opts.ServeAddress, Ready: ready.Load, NotReady: "not leading or caches not synced"}
+		if vis == nil {
+			probeOpts.Registry, probeOpts.Profiling = reg, opts.Profiling
+			logger.Info("Serving /metrics without authentication: there is no secure port", "address", opts.ServeAddress)
+		}
+		srv, err := probes.Start(ctx, probeOpts)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
 	}
 	run := func(ctx context.Context) {
 		if err := runControllers(ctx, client, sy, metrics, b, vis, opts, &ready); err != nil {

@@ -1,7 +1,8 @@
 // Package probes serves what every Switchyard component exposes to the
 // kubelet and to Prometheus: /healthz and /livez (the process answers),
 // /readyz (the component says it is ready), /metrics, and optionally
-// /debug/pprof. Components add their own endpoints to the same mux.
+// /debug/pprof. Components add their own endpoints to the same mux, or
+// serve /metrics and /debug/pprof behind authentication on their own.
 package probes
 
 import (
@@ -29,7 +30,8 @@ type Server struct {
 type Options struct {
 	// Addr to listen on, e.g. ":8080".
 	Addr string
-	// Registry served at /metrics.
+	// Registry served at /metrics; nil: no /metrics here (a component that
+	// serves it behind authentication elsewhere).
 	Registry *prometheus.Registry
 	// Ready is what /readyz reports; always ready when nil.
 	Ready func() bool
@@ -58,15 +60,27 @@ func NewMux(o Options) *http.ServeMux {
 		}
 		ok(w, r)
 	})
-	mux.Handle("/metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
+	if o.Registry != nil {
+		mux.Handle("/metrics", MetricsHandler(o.Registry))
+	}
 	if o.Profiling {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		HandleProfiling(mux)
 	}
 	return mux
+}
+
+// MetricsHandler serves reg in the Prometheus text format.
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+}
+
+// HandleProfiling serves /debug/pprof on mux.
+func HandleProfiling(mux *http.ServeMux) {
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
 
 // Start listens (an address in use is an error now, not later) and serves

@@ -45,8 +45,9 @@ func TestPrometheusScrapesEveryComponent(t *testing.T) {
 	nodes, selector := testNodes(ctx, t, 3, localcluster.NodeSpec{CPU: "8", Memory: "16Gi"})
 	ns := selector["switchyard.io/test-nodes"]
 
-	// Coordinator and scheduler: the package's own, already running.
-	coordinatorMetrics := serveMetrics(t, coordinator.Registry)
+	// Coordinator and scheduler: the package's own, already running, each
+	// serving /metrics on its secure port.
+	coordinatorMetrics := "https://" + visibilityAddress + "/metrics"
 	createRoutedQueue(ctx, t, ns, "metrics-batch", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptrTo[int32](3)})
 	createQueuedPods(ctx, t, ns, "metrics-batch", 4, selector, nil)
 	// A calculation set, through the queue that serves its profile.
@@ -109,9 +110,9 @@ func TestPrometheusScrapesEveryComponent(t *testing.T) {
 	if err := os.WriteFile(rulesPath, rules, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	readerToken := metricsReaderToken(ctx, t, dir)
+	readerToken := metricsReaderToken(ctx, t, dir, coordinatorMetrics, scheduler.MetricsURL)
 	targets := []promtest.Target{
-		{Job: "switchyard-system/switchyard-coordinator", URL: coordinatorMetrics},
+		{Job: "switchyard-system/switchyard-coordinator", URL: coordinatorMetrics, CAFile: visibilityCert.CertFile, BearerTokenFile: readerToken},
 		{Job: "switchyard-system/switchyard-scheduler", URL: scheduler.MetricsURL, BearerTokenFile: readerToken},
 		{Job: "switchyard-system/switchyard-configurator", URL: rc.URL + "/metrics", CAFile: servingCert(t).CertFile},
 		{Job: "switchyard-system/switchyard-shortjob", URL: shortjobMetrics},
@@ -262,11 +263,11 @@ func getMetrics(t *testing.T, url, tokenFile string) (int, []byte) {
 
 // metricsReaderToken installs the shipped scrape identity
 // (manifests/monitoring/scrape-access.yaml: a ServiceAccount that may get
-// /metrics) and writes a token of it into dir; it checks first that the
-// scheduler refuses /metrics to an anonymous caller and to a service
-// account without that role, through the API server's TokenReview and
-// SubjectAccessReview.
-func metricsReaderToken(ctx context.Context, t *testing.T, dir string) string {
+// /metrics) and writes a token of it into dir; it checks first that each
+// of the secure /metrics URLs (the scheduler's, the coordinator's) refuses
+// an anonymous caller and a service account without that role, through
+// the API server's TokenReview and SubjectAccessReview.
+func metricsReaderToken(ctx context.Context, t *testing.T, dir string, secureURLs ...string) string {
 	t.Helper()
 	const file = "manifests/monitoring/scrape-access.yaml"
 	for _, kind := range []string{"ServiceAccount", "ClusterRole", "ClusterRoleBinding"} {
@@ -292,8 +293,10 @@ func metricsReaderToken(ctx context.Context, t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	for who, token := range map[string]string{"anonymous": "", "a service account without the role": tokenFile("switchyard-system", stranger)} {
-		if status, body := getMetrics(t, scheduler.MetricsURL, token); status != http.StatusForbidden && status != http.StatusUnauthorized {
-			t.Errorf("the scheduler's /metrics answered %s with HTTP %d (%.100s), want 401 or 403", who, status, body)
+		for _, url := range secureURLs {
+			if status, body := getMetrics(t, url, token); status != http.StatusForbidden && status != http.StatusUnauthorized {
+				t.Errorf("%s answered %s with HTTP %d (%.100s), want 401 or 403", url, who, status, body)
+			}
 		}
 	}
 	return tokenFile("switchyard-system", "switchyard-metrics-reader")

@@ -5,7 +5,8 @@
 // request-header CA and header names read live from
 // kube-system/extension-apiserver-authentication) or by TokenReview, and
 // every request authorized by SubjectAccessReview. Nothing is served to an
-// anonymous caller.
+// anonymous caller. The same secure port serves the coordinator's /metrics
+// (and /debug/pprof), authorized as non-resource URLs.
 package visibility
 
 import (
@@ -63,6 +64,12 @@ type Options struct {
 	CertFile, KeyFile string
 	// ServerName is the self-signed certificate's DNS name.
 	ServerName string
+	// Metrics, when set, is served at /metrics behind the same
+	// authentication and authorization (get on the non-resource URL
+	// /metrics), as kube-scheduler serves its metrics on its secure port.
+	Metrics http.Handler
+	// Profiling serves /debug/pprof the same way (get on /debug/pprof/*).
+	Profiling bool
 }
 
 // authenticationConfigMap is where the API server publishes the front
@@ -167,7 +174,15 @@ func New(ctx context.Context, client kubernetes.Interface, opts Options) (*Serve
 
 	codecs := statusCodecs()
 	infoResolver := &request.RequestInfoFactory{APIPrefixes: sets.NewString("api", "apis"), GrouplessAPIPrefixes: sets.NewString("api")}
-	h := genericfilters.WithAuthorization(http.HandlerFunc(s.serveAPI), authz, codecs)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", s.serveAPI)
+	if opts.Metrics != nil {
+		mux.Handle("/metrics", opts.Metrics)
+	}
+	if opts.Profiling {
+		probes.HandleProfiling(mux)
+	}
+	h := genericfilters.WithAuthorization(mux, authz, codecs)
 	h = genericfilters.WithAuthentication(h, authn, genericfilters.Unauthorized(codecs), nil, headerConfig)
 	h = genericfilters.WithRequestInfo(h, infoResolver)
 	h = genericfilters.WithCacheControl(h)
