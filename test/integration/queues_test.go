@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
+	visibility "github.com/switchyard-sched/switchyard/pkg/apis/visibility/v1alpha1"
 	coordinatorpkg "github.com/switchyard-sched/switchyard/pkg/coordinator"
 	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
 	"github.com/switchyard-sched/switchyard/test/localcluster"
@@ -443,6 +444,11 @@ func restartCoordinator(ctx context.Context, t *testing.T, opts *coordinatorpkg.
 	}
 	var err error
 	if coordinator, err = cluster.StartCoordinator(ctx, coordinatorOptions(*opts)); err != nil {
+		t.Fatal(err)
+	}
+	// The API server marked the visibility API unavailable while no
+	// coordinator listened; wait until it reaches the new one.
+	if err := cluster.WaitForAPIService(ctx, visibility.APIServiceName); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 
@@ -69,14 +70,19 @@ func (c *Cluster) ServeVisibility(ctx context.Context, port int, caBundle []byte
 }
 
 // WaitForAPIService waits until the API server reports the APIService
-// name Available, and says why not when it does not become so.
+// name Available, and says why not when it does not become so. The API
+// server re-checks an unavailable APIService only now and then (its
+// availability controller resyncs every 30s); an edit makes it check at
+// once, so while it is not Available this touches an annotation each
+// second: a coordinator restarted by a test is reachable as soon as it
+// listens.
 func (c *Cluster) WaitForAPIService(ctx context.Context, name string) error {
 	client, err := dynamic.NewForConfig(c.Config)
 	if err != nil {
 		return err
 	}
 	resource := client.Resource(schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"})
-	last := "not found"
+	last, lastNudge := "not found", time.Time{}
 	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		obj, err := resource.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -90,8 +96,15 @@ func (c *Cluster) WaitForAPIService(ctx context.Context, name string) error {
 			cond, _ := raw.(map[string]any)
 			if cond["type"] == "Available" {
 				last = fmt.Sprintf("Available=%v: %v", cond["status"], cond["message"])
-				return cond["status"] == "True", nil
+				if cond["status"] == "True" {
+					return true, nil
+				}
 			}
+		}
+		if time.Since(lastNudge) > time.Second {
+			lastNudge = time.Now()
+			patch := fmt.Sprintf(`{"metadata":{"annotations":{"switchyard.io/test-recheck":%q}}}`, lastNudge.Format(time.RFC3339Nano))
+			_, _ = resource.Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 		}
 		return false, nil
 	})
