@@ -34,7 +34,10 @@ func main() {
 		actuator      = flag.String("actuator", "resize", "resize (pods/resize subresource) or cgroup (write cgroup files)")
 		dryRun        = flag.Bool("dry-run", false, "log and count decisions without acting")
 		interval      = flag.Duration("sample-interval", time.Second, "interval between cgroup reads")
-		serveAddr     = flag.String("serve-address", ":8081", "address of /healthz, /readyz, /metrics (and the configurator endpoints)")
+		serveAddr     = flag.String("serve-address", ":8081", "plain HTTP address of /healthz, /livez, /readyz and the configurator's signed pushes (and of /metrics and /policy with --standalone-dir)")
+		secureAddr    = flag.String("secure-serve-address", ":8444", "HTTPS address of /metrics and /policy, for callers the API server authenticates and authorizes (get on the non-resource URL); off with --standalone-dir")
+		tlsCert       = flag.String("tls-cert-file", "", "serving certificate of --secure-serve-address, reloaded when it changes; empty (with --tls-private-key-file): self-signed")
+		tlsKey        = flag.String("tls-private-key-file", "", "key of --tls-cert-file")
 		configurator_ = flag.String("configurator-url", "", "switchyard-configurator URL for live policy changes (service switchyard-agent); empty: none")
 		configCA      = flag.String("configurator-ca-file", "", "PEM bundle that signs the configurator's serving certificate")
 		advertise     = flag.String("advertise-address", "", "URL the configurator reaches this agent at, e.g. http://$(POD_IP):8081")
@@ -62,6 +65,13 @@ func main() {
 	opts := agent.RunOptions{
 		Node: *node, CgroupRoot: *root, Driver: cgroup.Driver(*driver), StandaloneDir: *standalone, Actuator: *actuator,
 		Options: agent.Options{SampleInterval: *interval, Policy: p, DryRun: *dryRun}, ServeAddress: *serveAddr,
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		fmt.Fprintln(os.Stderr, "switchyard-agent: set both --tls-cert-file and --tls-private-key-file, or neither")
+		os.Exit(2)
+	}
+	if *standalone == "" {
+		opts.SecureServeAddress, opts.TLSCertFile, opts.TLSKeyFile = *secureAddr, *tlsCert, *tlsKey
 	}
 	if opts.Driver != cgroup.Systemd && opts.Driver != cgroup.Cgroupfs {
 		fmt.Fprintln(os.Stderr, "switchyard-agent: --cgroup-driver must be systemd or cgroupfs")

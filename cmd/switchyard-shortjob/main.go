@@ -27,7 +27,10 @@ func main() {
 		queue      = flag.String("queue", "", "RabbitMQ queue to consume: the Queue's spec.external.amqpQueue (required)")
 		amqpURL    = flag.String("amqp-url", "", "RabbitMQ URL; empty: the SWITCHYARD_AMQP_URL environment variable (read after parsing, so that -h and flag errors never print the password)")
 		prefetch   = flag.Int("prefetch", 16, "messages handled at once")
-		serveAddr  = flag.String("serve-address", ":8080", "address of /healthz, /readyz and /metrics")
+		serveAddr  = flag.String("serve-address", ":8080", "plain HTTP address of /healthz, /livez and /readyz (and /metrics when --secure-serve-address is empty)")
+		secureAddr = flag.String("secure-serve-address", ":8443", "HTTPS address of /metrics, for callers the API server authenticates and authorizes (get on the non-resource URL /metrics); empty: not served")
+		tlsCert    = flag.String("tls-cert-file", "", "serving certificate of --secure-serve-address, reloaded when it changes; empty (with --tls-private-key-file): self-signed")
+		tlsKey     = flag.String("tls-private-key-file", "", "key of --tls-cert-file")
 		qps        = flag.Float64("kube-api-qps", 100, "client QPS towards the API server")
 		burst      = flag.Int("kube-api-burst", 200, "client burst towards the API server")
 		elect      = flag.Bool("leader-elect", true, "take turns through a Lease: one replica binds, the others stand by")
@@ -38,6 +41,10 @@ func main() {
 	flag.Parse()
 	if *amqpURL == "" {
 		*amqpURL = os.Getenv("SWITCHYARD_AMQP_URL")
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		fmt.Fprintln(os.Stderr, "switchyard-shortjob: set both --tls-cert-file and --tls-private-key-file, or neither")
+		os.Exit(2)
 	}
 	if *queue == "" || *amqpURL == "" || *prefetch < 1 {
 		fmt.Fprintln(os.Stderr, "switchyard-shortjob: --queue and --amqp-url (or SWITCHYARD_AMQP_URL) are required and --prefetch must be at least 1")
@@ -61,6 +68,7 @@ func main() {
 	host, _ := os.Hostname()
 	opts := shortjob.Options{
 		Queue: *queue, AMQPURL: *amqpURL, Prefetch: *prefetch, ServeAddress: *serveAddr, Identity: "switchyard-shortjob/" + host,
+		SecureServeAddress: *secureAddr, TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey,
 	}
 	if *elect {
 		name := *leaseName

@@ -61,12 +61,12 @@ func components() ([]Component, error) {
 			broker.NewMetrics(r)
 			reconcile.NewWorkqueueMetrics(r)
 		}},
-		{"switchyard-shortjob", "`:8080/metrics` (HTTP)", func(r prometheus.Registerer) {
+		{"switchyard-shortjob", "`:8443/metrics` (HTTPS, delegated authentication and authorization)", func(r prometheus.Registerer) {
 			shortjob.NewMetrics(r)
 			broker.NewMetrics(r)
 		}},
-		{"switchyard-agent", "`:8081/metrics` (HTTP)", func(r prometheus.Registerer) { agent.NewMetrics(r) }},
-		{"switchyard-configurator", "`:8090/metrics` (HTTPS)", func(r prometheus.Registerer) {
+		{"switchyard-agent", "`:8444/metrics` (HTTPS, delegated authentication and authorization)", func(r prometheus.Registerer) { agent.NewMetrics(r) }},
+		{"switchyard-configurator", "`:8090/metrics` (HTTPS, delegated authentication and authorization)", func(r prometheus.Registerer) {
 			server.RegisterMetrics(r)
 			broker.NewMetrics(r)
 		}},

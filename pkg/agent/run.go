@@ -27,6 +27,7 @@ import (
 	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
 	"github.com/switchyard-sched/switchyard/pkg/generated/informers/externalversions"
 	"github.com/switchyard-sched/switchyard/pkg/probes"
+	"github.com/switchyard-sched/switchyard/pkg/secureserving"
 )
 
 // RunOptions wire one agent.
@@ -49,9 +50,19 @@ type RunOptions struct {
 	// ReportInterval between node usage reports (Kubernetes mode); 10s
 	// when zero.
 	ReportInterval time.Duration
-	// ServeAddress serves /healthz and /metrics; empty: none.
+	// ServeAddress serves /healthz, /livez and /readyz over plain HTTP, and
+	// the configurator's signed pushes; /metrics and /policy too when there
+	// is no SecureServeAddress. Empty: none.
 	ServeAddress string
-	Registry     *prometheus.Registry
+	// SecureServeAddress serves /metrics and /policy over HTTPS to callers
+	// the API server authenticates (TokenReview) and authorizes
+	// (SubjectAccessReview: get on the non-resource URL), as the kubelet
+	// serves its own; it needs Client. Empty: not served.
+	SecureServeAddress string
+	// TLSCertFile and TLSKeyFile are its certificate; both empty:
+	// self-signed.
+	TLSCertFile, TLSKeyFile string
+	Registry                *prometheus.Registry
 	// Configurator, when set, lets the policy change live: service
 	// switchyard-agent, one replica per node (pod name = node name).
 	Configurator *configurator.ClientOptions
@@ -138,16 +149,36 @@ func Run(ctx context.Context, o RunOptions) error {
 		return err
 	}
 	var ready atomic.Bool
+	policy := func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(a.Policy())
+	}
+	if o.SecureServeAddress != "" {
+		if o.Client == nil {
+			return errors.New("the secure port authenticates callers through the API server: it cannot run standalone (leave --secure-serve-address empty)")
+		}
+		mux := secureserving.MetricsMux(reg, false)
+		mux.HandleFunc("GET /policy", policy)
+		stop, err := secureserving.Serve(ctx, o.Client, secureserving.Options{Name: "agent", Address: o.SecureServeAddress,
+			CertFile: o.TLSCertFile, KeyFile: o.TLSKeyFile}, mux)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if o.ServeAddress != "" {
-		srv, err := probes.Start(ctx, probes.Options{Addr: o.ServeAddress, Registry: reg, Ready: ready.Load, NotReady: "not started"})
+		probeOpts := probes.Options{Addr: o.ServeAddress, Ready: ready.Load, NotReady: "not started"}
+		if o.SecureServeAddress == "" {
+			probeOpts.Registry = reg
+		}
+		srv, err := probes.Start(ctx, probeOpts)
 		if err != nil {
 			return err
 		}
 		defer srv.Close()
-		srv.Mux.HandleFunc("GET /policy", func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(a.Policy())
-		})
+		if o.SecureServeAddress == "" {
+			srv.Mux.HandleFunc("GET /policy", policy)
+		}
 		if o.Configurator != nil {
 			client, err := a.configuratorClient(*o.Configurator)
 			if err != nil {

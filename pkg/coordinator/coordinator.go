@@ -175,21 +175,17 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 	if opts.VisibilityAddress != "" {
 		vis, err = visibility.New(ctx, client, visibility.Options{Address: opts.VisibilityAddress,
 			CertFile: opts.VisibilityCertFile, KeyFile: opts.VisibilityKeyFile, ServerName: opts.VisibilityServerName,
-			Metrics: probes.MetricsHandler(reg), Profiling: opts.Profiling})
+			Registry: reg, Profiling: opts.Profiling})
 		if err != nil {
 			logger.Error(err, "Not serving the visibility API")
 		} else {
-			// Run returns once the port is closed again, so that a
-			// coordinator started after this one in the same process can
-			// listen there.
-			visDone := make(chan struct{})
-			defer func() { <-visDone }()
-			go func() {
-				defer close(visDone)
-				if err := vis.Run(ctx); err != nil {
-					logger.Error(err, "The visibility API stopped")
-				}
-			}()
+			// Stop it when Run returns, and wait for the port to close, so
+			// that a coordinator started after this one in the same process
+			// can listen there.
+			visCtx, stopVis := context.WithCancel(ctx)
+			wait := vis.Start(visCtx)
+			defer wait()
+			defer stopVis()
 		}
 	}
 	var ready atomic.Bool

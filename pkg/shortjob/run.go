@@ -19,6 +19,7 @@ import (
 	"github.com/switchyard-sched/switchyard/pkg/broker"
 	"github.com/switchyard-sched/switchyard/pkg/lease"
 	"github.com/switchyard-sched/switchyard/pkg/probes"
+	"github.com/switchyard-sched/switchyard/pkg/secureserving"
 )
 
 // Options configure one short-job scheduler replica.
@@ -29,8 +30,16 @@ type Options struct {
 	AMQPURL string
 	// Prefetch bounds the messages handled at once; 16 when zero.
 	Prefetch int
-	// ServeAddress serves /healthz, /readyz and /metrics; empty: none.
+	// ServeAddress serves /healthz, /livez and /readyz over plain HTTP (and
+	// /metrics when there is no SecureServeAddress); empty: none.
 	ServeAddress string
+	// SecureServeAddress serves /metrics over HTTPS to callers the API
+	// server authenticates (TokenReview) and authorizes (SubjectAccessReview:
+	// get on the non-resource URL /metrics); empty: not served.
+	SecureServeAddress string
+	// TLSCertFile and TLSKeyFile are its certificate; both empty:
+	// self-signed.
+	TLSCertFile, TLSKeyFile string
 	// Registry receives the metrics; a new one when nil.
 	Registry *prometheus.Registry
 	// Identity names the replica's broker connection (and its Lease holder).
@@ -57,8 +66,20 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	var ready atomic.Bool
+	if opts.SecureServeAddress != "" {
+		stop, err := secureserving.Serve(ctx, client, secureserving.Options{Name: "shortjob", Address: opts.SecureServeAddress,
+			CertFile: opts.TLSCertFile, KeyFile: opts.TLSKeyFile}, secureserving.MetricsMux(reg, false))
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if opts.ServeAddress != "" {
-		srv, err := probes.Start(ctx, probes.Options{Addr: opts.ServeAddress, Registry: reg, Ready: ready.Load, NotReady: "informers not synced or broker not connected"})
+		probeOpts := probes.Options{Addr: opts.ServeAddress, Ready: ready.Load, NotReady: "informers not synced or broker not connected"}
+		if opts.SecureServeAddress == "" {
+			probeOpts.Registry = reg
+		}
+		srv, err := probes.Start(ctx, probeOpts)
 		if err != nil {
 			return err
 		}

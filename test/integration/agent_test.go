@@ -238,12 +238,12 @@ func waitRunning(ctx context.Context, t *testing.T, ns, name string) *corev1.Pod
 // stops both (the load first: it writes into the test's TempDir, which
 // must outlive it).
 func runAgent(ctx context.Context, t *testing.T, fake *fakeNodeCgroups, node string, p guardian.Policy) (stop func()) {
-	return runAgentWith(ctx, t, fake, node, p, nil)
+	return runAgentWith(ctx, t, fake, node, p, nil, "")
 }
 
 // runAgentWith is runAgent with the agent's metrics in reg (a new registry
-// when nil).
-func runAgentWith(ctx context.Context, t *testing.T, fake *fakeNodeCgroups, node string, p guardian.Policy, reg *prometheus.Registry) (stop func()) {
+// when nil), served on secureAddr when it is set.
+func runAgentWith(ctx context.Context, t *testing.T, fake *fakeNodeCgroups, node string, p guardian.Policy, reg *prometheus.Registry, secureAddr string) (stop func()) {
 	sy := switchyardClient(t)
 	actx, cancel := context.WithCancel(ctx)
 	ticking := make(chan struct{})
@@ -257,7 +257,8 @@ func runAgentWith(ctx context.Context, t *testing.T, fake *fakeNodeCgroups, node
 	done := make(chan error, 1)
 	go func() {
 		done <- agent.Run(actx, agent.RunOptions{Client: cluster.Client, Switchyard: sy, Node: node, CgroupRoot: fake.root, Driver: cgroup.Systemd,
-			Actuator: "resize", Options: agent.Options{SampleInterval: 50 * time.Millisecond, Policy: p}, ReportInterval: 300 * time.Millisecond, Registry: reg})
+			Actuator: "resize", Options: agent.Options{SampleInterval: 50 * time.Millisecond, Policy: p}, ReportInterval: 300 * time.Millisecond, Registry: reg,
+			SecureServeAddress: secureAddr})
 	}()
 	return func() {
 		cancel()

@@ -60,16 +60,7 @@ func deleteAMQPQueues(queue string) {
 // startShortJob runs one switchyard-shortjob replica in this process.
 func startShortJob(ctx context.Context, t *testing.T, queue, identity string) *prometheus.Registry {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := shortjob.Run(ctx, cluster.Client, shortjob.Options{Queue: queue, AMQPURL: amqpURL(), Registry: reg, Identity: identity}); err != nil && ctx.Err() == nil {
-			t.Errorf("shortjob %s: %v", identity, err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	reg, _ := startShortJobWith(ctx, t, shortjob.Options{Queue: queue, Identity: identity})
 	return reg
 }
 

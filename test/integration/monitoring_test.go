@@ -5,8 +5,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,7 +24,7 @@ import (
 	"github.com/switchyard-sched/switchyard/pkg/agent/guardian"
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	"github.com/switchyard-sched/switchyard/pkg/configurator/server"
-	"github.com/switchyard-sched/switchyard/pkg/probes"
+	"github.com/switchyard-sched/switchyard/pkg/shortjob"
 	"github.com/switchyard-sched/switchyard/test/localcluster"
 	"github.com/switchyard-sched/switchyard/test/promtest"
 )
@@ -63,7 +63,9 @@ func TestPrometheusScrapesEveryComponent(t *testing.T) {
 	if err := cluster.WaitForRouting(ctx, ns, "metrics-ext", v1alpha1.ExternalSchedulerName); err != nil {
 		t.Fatal(err)
 	}
-	shortjobMetrics := serveMetrics(t, startShortJob(ctx, t, amqpQueue, "shortjob-metrics"))
+	shortjobAddr, agentAddr := freeAddress(t), freeAddress(t)
+	startShortJobWith(ctx, t, shortjob.Options{Queue: amqpQueue, Identity: "shortjob-metrics", SecureServeAddress: shortjobAddr})
+	shortjobMetrics := "https://" + shortjobAddr + "/metrics"
 	for i := range 3 {
 		if _, err := cluster.CreatePods(ctx, queuedPod(ns, fmt.Sprintf("ext-%d", i), "metrics-ext", selector)); err != nil {
 			t.Fatal(err)
@@ -80,8 +82,18 @@ func TestPrometheusScrapesEveryComponent(t *testing.T) {
 	p := guardian.DefaultPolicy()
 	p.Window, p.Windows, p.Cooldown, p.MaxChangesPerMinute = 300*time.Millisecond, 2, 0, 600
 	agentRegistry := prometheus.NewRegistry()
-	defer runAgentWith(ctx, t, fake, nodes[0], p, agentRegistry)()
-	agentMetrics := serveMetrics(t, agentRegistry)
+	defer runAgentWith(ctx, t, fake, nodes[0], p, agentRegistry, agentAddr)()
+	agentMetrics := "https://" + agentAddr + "/metrics"
+	// Both serve their secure ports once their informers have synced.
+	for _, addr := range []string{shortjobAddr, agentAddr} {
+		waitFor(ctx, t, addr+" listening", 20*time.Second, func() bool {
+			conn, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				_ = conn.Close()
+			}
+			return err == nil
+		})
+	}
 	// The configurator, with two replicas and a change rolled out.
 	rc := startConfigurator(ctx, t, ns, "", false, server.Options{CheckInterval: 200 * time.Millisecond})
 	for i := range 2 {
@@ -110,13 +122,23 @@ func TestPrometheusScrapesEveryComponent(t *testing.T) {
 	if err := os.WriteFile(rulesPath, rules, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	readerToken := metricsReaderToken(ctx, t, dir, coordinatorMetrics, scheduler.MetricsURL)
+	readerToken := metricsReaderToken(ctx, t, dir, coordinatorMetrics, scheduler.MetricsURL, shortjobMetrics, agentMetrics, rc.URL+"/metrics")
+	// The reader's token reads /metrics and nothing else: the agent's
+	// /policy (on the same secure port) refuses it, and refuses anonymous
+	// callers.
+	agentPolicy := "https://" + agentAddr + "/policy"
+	if status, body := getMetrics(t, agentPolicy, readerToken); status != http.StatusForbidden {
+		t.Errorf("the agent's /policy answered the metrics reader with HTTP %d (%.100s), want 403", status, body)
+	}
+	if status, body := getMetrics(t, agentPolicy, ""); status != http.StatusUnauthorized {
+		t.Errorf("the agent's /policy answered an anonymous caller with HTTP %d (%.100s), want 401", status, body)
+	}
 	targets := []promtest.Target{
 		{Job: "switchyard-system/switchyard-coordinator", URL: coordinatorMetrics, CAFile: visibilityCert.CertFile, BearerTokenFile: readerToken},
 		{Job: "switchyard-system/switchyard-scheduler", URL: scheduler.MetricsURL, BearerTokenFile: readerToken},
-		{Job: "switchyard-system/switchyard-configurator", URL: rc.URL + "/metrics", CAFile: servingCert(t).CertFile},
-		{Job: "switchyard-system/switchyard-shortjob", URL: shortjobMetrics},
-		{Job: "switchyard-agent/switchyard-agent", URL: agentMetrics},
+		{Job: "switchyard-system/switchyard-configurator", URL: rc.URL + "/metrics", CAFile: servingCert(t).CertFile, BearerTokenFile: readerToken},
+		{Job: "switchyard-system/switchyard-shortjob", URL: shortjobMetrics, BearerTokenFile: readerToken},
+		{Job: "switchyard-system/switchyard-agent", URL: agentMetrics, BearerTokenFile: readerToken},
 	}
 	prom, err := promtest.Start(ctx, dir, targets, rulesPath)
 	if err != nil {
@@ -217,14 +239,6 @@ func TestPrometheusScrapesEveryComponent(t *testing.T) {
 	}
 }
 
-// serveMetrics serves reg's /metrics with the components' own handler (the
-// probes mux) and returns its URL.
-func serveMetrics(t *testing.T, reg *prometheus.Registry) string {
-	srv := httptest.NewServer(probes.NewMux(probes.Options{Registry: reg}))
-	t.Cleanup(srv.Close)
-	return srv.URL + "/metrics"
-}
-
 // fetchMetrics GETs a /metrics URL with the token in tokenFile, if any
 // (https without verification: the scheduler's self-signed certificate).
 func fetchMetrics(t *testing.T, url, tokenFile string) []byte {
@@ -300,4 +314,14 @@ func metricsReaderToken(ctx context.Context, t *testing.T, dir string, secureURL
 		}
 	}
 	return tokenFile("switchyard-system", "switchyard-metrics-reader")
+}
+
+// freeAddress is a free loopback address for a component's port.
+func freeAddress(t *testing.T) string {
+	t.Helper()
+	port, err := localcluster.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port)
 }

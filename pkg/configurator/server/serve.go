@@ -16,6 +16,7 @@ import (
 	"github.com/switchyard-sched/switchyard/pkg/broker"
 	"github.com/switchyard-sched/switchyard/pkg/lease"
 	"github.com/switchyard-sched/switchyard/pkg/probes"
+	"github.com/switchyard-sched/switchyard/pkg/secureserving"
 )
 
 // Config wires a configurator for Serve.
@@ -94,7 +95,14 @@ func Serve(ctx context.Context, cfg Config) error {
 	// the API answers 503 and /readyz says not ready, so a Service sends
 	// every call to the leader.
 	var active atomic.Pointer[Server]
-	api := probes.NewMux(probes.Options{Registry: reg, Ready: func() bool { return active.Load() != nil }, NotReady: "not the leader"})
+	api := probes.NewMux(probes.Options{Ready: func() bool { return active.Load() != nil }, NotReady: "not the leader"})
+	// /metrics as kube-scheduler serves it: to a token the API server
+	// accepts, allowed to get the non-resource URL /metrics.
+	metrics, err := secureserving.Authorize(cfg.Client, probes.MetricsHandler(reg))
+	if err != nil {
+		return err
+	}
+	api.Handle("/metrics", metrics)
 	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		srv := active.Load()
 		if srv == nil {

@@ -1,47 +1,26 @@
 // Package visibility serves Switchyard's visibility API
 // (visibility.switchyard.io/v1alpha1) behind the API server's aggregation
-// layer, the way kube-scheduler and metrics-server serve their endpoints:
-// TLS, callers authenticated by the front proxy's client certificate (the
-// request-header CA and header names read live from
-// kube-system/extension-apiserver-authentication) or by TokenReview, and
-// every request authorized by SubjectAccessReview. Nothing is served to an
-// anonymous caller. The same secure port serves the coordinator's /metrics
+// layer, on a secure port (package secureserving) that trusts the front
+// proxy and bearer tokens and authorizes every request by
+// SubjectAccessReview. The same port serves the coordinator's /metrics
 // (and /debug/pprof), authorized as non-resource URLs.
 package visibility
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
-	"k8s.io/apimachinery/pkg/util/sets"
-	"k8s.io/apiserver/pkg/apis/apiserver"
-	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
-	"k8s.io/apiserver/pkg/authentication/request/headerrequest"
-	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
-	genericfilters "k8s.io/apiserver/pkg/endpoints/filters"
-	"k8s.io/apiserver/pkg/endpoints/request"
-	"k8s.io/apiserver/pkg/server/dynamiccertificates"
-	serverfilters "k8s.io/apiserver/pkg/server/filters"
-	"k8s.io/apiserver/pkg/server/options"
 	"k8s.io/client-go/kubernetes"
-	certutil "k8s.io/client-go/util/cert"
-	"k8s.io/klog/v2"
 
 	visibility "github.com/switchyard-sched/switchyard/pkg/apis/visibility/v1alpha1"
-	"github.com/switchyard-sched/switchyard/pkg/probes"
+	"github.com/switchyard-sched/switchyard/pkg/secureserving"
 )
 
 // Source answers the two questions the API asks: the admission
@@ -64,145 +43,38 @@ type Options struct {
 	CertFile, KeyFile string
 	// ServerName is the self-signed certificate's DNS name.
 	ServerName string
-	// Metrics, when set, is served at /metrics behind the same
+	// Registry, when set, is served at /metrics behind the same
 	// authentication and authorization (get on the non-resource URL
 	// /metrics), as kube-scheduler serves its metrics on its secure port.
-	Metrics http.Handler
+	Registry *prometheus.Registry
 	// Profiling serves /debug/pprof the same way (get on /debug/pprof/*).
 	Profiling bool
 }
 
-// authenticationConfigMap is where the API server publishes the front
-// proxy's CA and header names for extension API servers.
-const (
-	authenticationConfigMapNamespace = metav1.NamespaceSystem
-	authenticationConfigMapName      = "extension-apiserver-authentication"
-)
-
 // Server is the visibility API server.
 type Server struct {
-	opts   Options
 	source atomic.Pointer[sourceHolder]
-	// handler is the whole chain: filters around serveAPI.
-	handler http.Handler
-	tls     *tls.Config
-	runners []func(context.Context)
+	secure *secureserving.Server
 }
 
 type sourceHolder struct{ Source }
 
-// New builds the server: its serving certificate, the request-header and
-// TokenReview authenticators and the SubjectAccessReview authorizer, all
-// delegated to the API server through client.
+// New builds the server: its routes, /metrics and /debug/pprof when
+// asked, behind secureserving's authentication and authorization through
+// client.
 func New(ctx context.Context, client kubernetes.Interface, opts Options) (*Server, error) {
-	s := &Server{opts: opts}
-
-	var serving dynamiccertificates.CertKeyContentProvider
-	switch {
-	case opts.CertFile != "" && opts.KeyFile != "":
-		files, err := dynamiccertificates.NewDynamicServingContentFromFiles("visibility-serving-cert", opts.CertFile, opts.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("loading the visibility serving certificate: %w", err)
-		}
-		serving = files
-		s.runners = append(s.runners, func(ctx context.Context) { files.Run(ctx, 1) })
-	case opts.CertFile == "" && opts.KeyFile == "":
-		name := opts.ServerName
-		if name == "" {
-			name = "localhost"
-		}
-		cert, key, err := certutil.GenerateSelfSignedCertKey(name, []net.IP{net.ParseIP("127.0.0.1")}, nil)
-		if err != nil {
-			return nil, err
-		}
-		if serving, err = dynamiccertificates.NewStaticCertKeyContent("visibility-self-signed", cert, key); err != nil {
-			return nil, err
-		}
-	default:
-		return nil, errors.New("visibility: set both the certificate and the key file, or neither")
-	}
-
-	requestHeaderCA, err := dynamiccertificates.NewDynamicCAFromConfigMapController("requestheader-client-ca",
-		authenticationConfigMapNamespace, authenticationConfigMapName, "requestheader-client-ca-file", client)
-	if err != nil {
-		return nil, err
-	}
-	requestHeader := &options.DynamicRequestHeaderController{
-		ConfigMapCAController: requestHeaderCA,
-		RequestHeaderAuthRequestController: headerrequest.NewRequestHeaderAuthRequestController(
-			authenticationConfigMapName, authenticationConfigMapNamespace, client,
-			"requestheader-username-headers", "requestheader-uid-headers", "requestheader-group-headers",
-			"requestheader-extra-headers-prefix", "requestheader-allowed-names"),
-	}
-	// A cluster whose API server has no front proxy configured still has
-	// TokenReview; the request-header part then trusts nobody until the
-	// ConfigMap says whom.
-	if err := requestHeader.RunOnce(ctx); err != nil {
-		klog.FromContext(ctx).Info("The front proxy's CA is not readable yet; only bearer tokens are accepted until it is",
-			"configMap", authenticationConfigMapNamespace+"/"+authenticationConfigMapName, "err", err)
-	}
-	s.runners = append(s.runners, func(ctx context.Context) { requestHeader.Run(ctx, 1) })
-	headerConfig := &authenticatorfactory.RequestHeaderConfig{
-		CAContentProvider:   requestHeader,
-		UsernameHeaders:     headerrequest.StringSliceProviderFunc(requestHeader.UsernameHeaders),
-		UIDHeaders:          headerrequest.StringSliceProviderFunc(requestHeader.UIDHeaders),
-		GroupHeaders:        headerrequest.StringSliceProviderFunc(requestHeader.GroupHeaders),
-		ExtraHeaderPrefixes: headerrequest.StringSliceProviderFunc(requestHeader.ExtraHeaderPrefixes),
-		AllowedClientNames:  headerrequest.StringSliceProviderFunc(requestHeader.AllowedClientNames),
-	}
-	backoff := options.DefaultAuthWebhookRetryBackoff()
-	authn, _, err := authenticatorfactory.DelegatingAuthenticatorConfig{
-		Anonymous:                &apiserver.AnonymousAuthConfig{Enabled: false},
-		TokenAccessReviewClient:  client.AuthenticationV1(),
-		TokenAccessReviewTimeout: 10 * time.Second,
-		WebhookRetryBackoff:      backoff,
-		CacheTTL:                 10 * time.Second,
-		RequestHeaderConfig:      headerConfig,
-	}.New()
-	if err != nil {
-		return nil, err
-	}
-	authz, err := authorizerfactory.DelegatingAuthorizerConfig{
-		SubjectAccessReviewClient: client.AuthorizationV1(),
-		AllowCacheTTL:             10 * time.Second,
-		DenyCacheTTL:              10 * time.Second,
-		WebhookRetryBackoff:       backoff,
-	}.New()
-	if err != nil {
-		return nil, err
-	}
-
-	codecs := statusCodecs()
-	infoResolver := &request.RequestInfoFactory{APIPrefixes: sets.NewString("api", "apis"), GrouplessAPIPrefixes: sets.NewString("api")}
+	s := &Server{}
 	mux := http.NewServeMux()
+	if opts.Registry != nil {
+		mux = secureserving.MetricsMux(opts.Registry, opts.Profiling)
+	}
 	mux.HandleFunc("/", s.serveAPI)
-	if opts.Metrics != nil {
-		mux.Handle("/metrics", opts.Metrics)
+	secure, err := secureserving.New(ctx, client, secureserving.Options{Name: "visibility", Address: opts.Address,
+		CertFile: opts.CertFile, KeyFile: opts.KeyFile, ServerName: opts.ServerName, FrontProxy: true}, mux)
+	if err != nil {
+		return nil, fmt.Errorf("visibility: %w", err)
 	}
-	if opts.Profiling {
-		probes.HandleProfiling(mux)
-	}
-	h := genericfilters.WithAuthorization(mux, authz, codecs)
-	h = genericfilters.WithAuthentication(h, authn, genericfilters.Unauthorized(codecs), nil, headerConfig)
-	h = genericfilters.WithRequestInfo(h, infoResolver)
-	h = genericfilters.WithCacheControl(h)
-	s.handler = serverfilters.WithPanicRecovery(h, infoResolver)
-
-	// The front proxy authenticates with a client certificate: ask for one
-	// (the request-header authenticator verifies it against the ConfigMap's
-	// CA), without refusing clients that bring a bearer token instead.
-	certs := dynamiccertificates.NewDynamicServingCertificateController(
-		&tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}, ClientAuth: tls.RequestClientCert},
-		requestHeader, serving, nil, nil)
-	requestHeader.AddListener(certs)
-	if files, ok := serving.(*dynamiccertificates.DynamicCertKeyPairContent); ok {
-		files.AddListener(certs)
-	}
-	if err := certs.RunOnce(); err != nil {
-		return nil, fmt.Errorf("building the visibility TLS configuration: %w", err)
-	}
-	s.runners = append(s.runners, func(ctx context.Context) { certs.Run(1, ctx.Done()) })
-	s.tls = &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}, GetConfigForClient: certs.GetConfigForClient}
+	s.secure = secure
 	return s, nil
 }
 
@@ -216,28 +88,9 @@ func (s *Server) SetSource(source Source) {
 	s.source.Store(&sourceHolder{source})
 }
 
-// Run serves until ctx ends.
-func (s *Server) Run(ctx context.Context) error {
-	listener, err := net.Listen("tcp", s.opts.Address)
-	if err != nil {
-		return fmt.Errorf("visibility: %w", err)
-	}
-	for _, run := range s.runners {
-		go run(ctx)
-	}
-	srv := probes.HTTPServer(s.handler)
-	srv.TLSConfig = s.tls
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdown)
-	}()
-	klog.FromContext(ctx).Info("Serving the visibility API", "address", listener.Addr().String(), "group", visibility.GroupName)
-	if err := srv.ServeTLS(listener, "", ""); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+// Start serves until ctx ends; wait blocks until the port is closed.
+func (s *Server) Start(ctx context.Context) (wait func()) {
+	return s.secure.Start(ctx)
 }
 
 // groupVersion is the path prefix of every resource.
@@ -337,13 +190,6 @@ func resourceList() *metav1.APIResourceList {
 			{Name: visibility.QueuesResource + "/" + visibility.PendingPodsSubresource, Kind: visibility.PendingPodListKind, Verbs: metav1.Verbs{"get"}},
 		},
 	}
-}
-
-// statusCodecs encode the filters' refusals as metav1.Status.
-func statusCodecs() runtime.NegotiatedSerializer {
-	scheme := runtime.NewScheme()
-	metav1.AddToGroupVersion(scheme, schema.GroupVersion{Version: "v1"})
-	return serializer.NewCodecFactory(scheme).WithoutConversion()
 }
 
 func writeStatus(w http.ResponseWriter, code int, reason metav1.StatusReason, message string) {
