@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"text/tabwriter"
@@ -22,7 +23,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	"github.com/switchyard-sched/switchyard/pkg/cli"
@@ -101,11 +106,30 @@ func run(keep bool, nodeCount int, verbose bool) error {
 	if err := cluster.ApplyKind(ctx, "Queue", "manifests/examples/queues.yaml"); err != nil {
 		return err
 	}
-	coord, err := cluster.StartCoordinator(ctx, coordinator.Options{})
+	// With its secure port, registered with the API server's aggregation
+	// layer as the shipped APIService, so that kubectl switchyard pending
+	// and explain reach the visibility API with kubectl credentials.
+	visPort, err := localcluster.FreePort()
+	if err != nil {
+		return err
+	}
+	cert, err := localcluster.NewServingCert(cluster.WorkDir(), localcluster.VisibilityServerName)
+	if err != nil {
+		return err
+	}
+	coord, err := cluster.StartCoordinator(ctx, coordinator.Options{VisibilityAddress: fmt.Sprintf("127.0.0.1:%d", visPort),
+		VisibilityCertFile: cert.CertFile, VisibilityKeyFile: cert.KeyFile})
 	if err != nil {
 		return err
 	}
 	defer func() { _ = coord.Stop() }()
+	caBundle, err := os.ReadFile(cert.CertFile)
+	if err != nil {
+		return err
+	}
+	if err := cluster.ServeVisibility(ctx, visPort, caBundle); err != nil {
+		return err
+	}
 	const ns = "demo"
 	if err := cluster.CreateNamespace(ctx, ns); err != nil {
 		return err
@@ -180,6 +204,10 @@ func run(keep bool, nodeCount int, verbose bool) error {
 		return err
 	}
 
+	if err := demoWaiting(ctx, cluster, sy, ns); err != nil {
+		return err
+	}
+
 	if err := demoConfigurator(ctx, cluster); err != nil {
 		return err
 	}
@@ -215,3 +243,44 @@ func printPlacements(pods []corev1.Pod, created map[string]time.Time, bound map[
 }
 
 func step(msg string) { fmt.Printf("==> %s\n", msg) }
+
+// demoWaiting fills a Queue held at maxAdmitted 0 and shows, through the
+// visibility API, where each of its pods stands and why it waits.
+func demoWaiting(ctx context.Context, cluster *localcluster.Cluster, sy versioned.Interface, ns string) error {
+	step("a Queue \"held\" with maxAdmitted: 0 and 3 pods in it: where each stands, and why")
+	queue := &v1alpha1.Queue{ObjectMeta: metav1.ObjectMeta{Name: "held"},
+		Spec: v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](0)}}
+	if _, err := sy.SwitchyardV1alpha1().Queues().Create(ctx, queue, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	if err := cluster.WaitForRouting(ctx, ns, "held", "switchyard-batch"); err != nil {
+		return err
+	}
+	for i := 1; i <= 3; i++ {
+		pod := localcluster.Pod(ns, fmt.Sprintf("held-%d", i), localcluster.PodSpec{SchedulerName: v1alpha1.RouterSchedulerName,
+			CPU: "100m", Memory: "128Mi", Labels: map[string]string{v1alpha1.QueueLabel: "held"}})
+		if _, err := cluster.CreatePods(ctx, pod); err != nil {
+			return err
+		}
+	}
+	client, err := kubernetes.NewForConfig(cluster.Config)
+	if err != nil {
+		return err
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		list, err := cli.FetchPending(ctx, client, cli.PendingTarget{Queue: "held"}, 10)
+		return err == nil && len(list.Items) == 3, nil
+	}); err != nil {
+		return fmt.Errorf("the held pods did not show in the visibility API: %w", err)
+	}
+	for _, args := range [][]string{{"pending", "held"}, {"explain", ns + "/held-3"}} {
+		fmt.Printf("\n$ kubectl switchyard %s\n", strings.Join(args, " "))
+		cmd := cli.NewCommand(genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr})
+		cmd.SetArgs(append(args, "--kubeconfig", cluster.KubeconfigPath))
+		if err := cmd.ExecuteContext(ctx); err != nil {
+			return err
+		}
+	}
+	fmt.Println()
+	return nil
+}

@@ -82,7 +82,9 @@ func run(m *testing.M) int {
 	}
 	defer scheduler.Stop()
 	defer deleteDecisionExchange()
-	port, err := localcluster.FreePort()
+	// Kept across the coordinator restarts of the tests: the APIService
+	// names it.
+	port, err := localcluster.KeptPort()
 	if err == nil {
 		visibilityCert, err = localcluster.NewServingCert(cluster.WorkDir(), localcluster.VisibilityServerName)
 	}

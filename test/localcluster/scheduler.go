@@ -3,6 +3,7 @@ package localcluster
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -167,6 +168,31 @@ func FreePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Ports a process keeps for its whole run, below Linux's default ephemeral
+// range (32768-60999) so that no other listener on port 0, nor an outgoing
+// connection, is given them while they are briefly closed (a component
+// restarted by a test).
+const keptPortLow, keptPortHigh = 20000, 32000
+
+// KeptPort is a free loopback port outside the ephemeral range, for an
+// address that must survive its server's restarts, as the visibility
+// APIService's does.
+func KeptPort() (int, error) {
+	start := keptPortLow + rand.IntN(keptPortHigh-keptPortLow)
+	for i := range keptPortHigh - keptPortLow {
+		port := keptPortLow + (start-keptPortLow+i)%(keptPortHigh-keptPortLow)
+		// On every address, so that neither 127.0.0.1 nor ::1 (which
+		// "localhost" may resolve to) has a listener there.
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		return port, nil
+	}
+	return 0, fmt.Errorf("no free port from %d to %d", keptPortLow, keptPortHigh)
 }
 
 func waitHealthy(ctx context.Context, url string) error {

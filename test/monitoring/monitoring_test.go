@@ -21,7 +21,10 @@ import (
 )
 
 // TestPodMonitorsStrict: every PodMonitor decodes into the operator's type
-// with no unknown field, and selects a component the manifests ship.
+// with no unknown field, selects a component the manifests ship (in its own
+// namespace, or in those its namespaceSelector names), and the token Secret
+// each endpoint presents is shipped beside it (the operator reads it from
+// the PodMonitor's namespace).
 func TestPodMonitorsStrict(t *testing.T) {
 	path, err := promtest.Path(promtest.PodMonitorFile)
 	if err != nil {
@@ -31,7 +34,7 @@ func TestPodMonitorsStrict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	workloads := map[string]bool{}
+	workloads, secrets := map[string]bool{}, map[string]bool{}
 	manifests, err := localcluster.LoadManifests("manifests")
 	if err != nil {
 		t.Fatal(err)
@@ -43,6 +46,8 @@ func TestPodMonitorsStrict(t *testing.T) {
 		switch m.Object.GetKind() {
 		case "Deployment", "DaemonSet":
 			workloads[m.Object.GetNamespace()+"/"+m.Object.GetName()] = true
+		case "Secret":
+			secrets[m.Object.GetNamespace()+"/"+m.Object.GetName()] = true
 		}
 	}
 	monitored := 0
@@ -53,8 +58,19 @@ func TestPodMonitorsStrict(t *testing.T) {
 			continue
 		}
 		name := pm.Spec.Selector.MatchLabels["app.kubernetes.io/name"]
-		if !workloads[pm.Namespace+"/"+name] {
-			t.Errorf("PodMonitor %s/%s selects app.kubernetes.io/name=%q, which no shipped workload in its namespace carries", pm.Namespace, pm.Name, name)
+		namespaces := pm.Spec.NamespaceSelector.MatchNames
+		if len(namespaces) == 0 {
+			namespaces = []string{pm.Namespace}
+		}
+		for _, ns := range namespaces {
+			if !workloads[ns+"/"+name] {
+				t.Errorf("PodMonitor %s/%s selects app.kubernetes.io/name=%q, which no shipped workload in namespace %s carries", pm.Namespace, pm.Name, name, ns)
+			}
+		}
+		for _, ep := range pm.Spec.PodMetricsEndpoints {
+			if a := ep.Authorization; a != nil && a.Credentials != nil && !secrets[pm.Namespace+"/"+a.Credentials.Name] {
+				t.Errorf("PodMonitor %s/%s presents the Secret %s, which is not shipped in its namespace", pm.Namespace, pm.Name, a.Credentials.Name)
+			}
 		}
 		if len(pm.Spec.PodMetricsEndpoints) == 0 {
 			t.Errorf("PodMonitor %s/%s has no endpoint", pm.Namespace, pm.Name)
