@@ -393,7 +393,7 @@ func TestLeaderOnlyReadyDeploymentsRecreate(t *testing.T) {
 	}
 }
 
-// TestExamplesApplyServerSide: every example the README points to is valid
+// TestExamplesApplyServerSide: every example the docs point to is valid
 // for this version's API server and CRDs (a server-side dry-run apply).
 func TestExamplesApplyServerSide(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)

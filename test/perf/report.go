@@ -110,7 +110,7 @@ func percentile(vals []float64, p float64) float64 {
 	return s[lo]*(1-frac) + s[lo+1]*frac
 }
 
-// Markdown renders the report as the table the README quotes.
+// Markdown renders the report as the table docs/performance.md quotes.
 func (r *Report) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Switchyard vs upstream kube-scheduler (Kubernetes 1.37.2, same vendored tree), %s, %d cores, %s, %d pods per run, median of %d rounds, variants alternating.\n\n",

@@ -32,7 +32,7 @@ type Trace struct {
 }
 
 // Traces are the five workloads of the evaluation (documented in the
-// README): a CPU burst, a diurnal load, a step change, a memory leak and a
+// docs/agent.md): a CPU burst, a diurnal load, a step change, a memory leak and a
 // memory spike.
 func Traces() []Trace {
 	flat := func(v int64) func(int) int64 { return func(int) int64 { return v } }

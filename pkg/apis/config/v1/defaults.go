@@ -7,7 +7,7 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// Defaults of CalcSetArgs, documented in the README.
+// Defaults of CalcSetArgs, documented in docs/scheduler.md.
 var (
 	DefaultCalcSetWindow              = metav1.Duration{Duration: 60 * time.Second}
 	DefaultCalcSetMaxWindow           = metav1.Duration{Duration: 10 * time.Minute}
