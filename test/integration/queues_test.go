@@ -683,6 +683,17 @@ func TestGangAdmission(t *testing.T) {
 	waitForQueueStatus(ctx, t, "gangs", func(st v1alpha1.QueueStatus) bool {
 		return meta.IsStatusConditionTrue(st.Conditions, v1alpha1.QueueCalcSetsCannotFit) && st.Pending == 8
 	})
+	// pending and explain say why the set waits, through the visibility API.
+	out, err := kubectlSwitchyard(ctx, "pending", "gangs", "-o", "wide", "--kubeconfig", cluster.KubeconfigPath)
+	t.Logf("$ kubectl switchyard pending gangs -o wide\n%s", out)
+	if err != nil || strings.Count(out, "calculation set big can never be admitted whole: the set has 8 members and the queue's maxAdmitted is 5") != 8 {
+		t.Errorf("pending gangs does not show each member of the set that cannot fit: %v", err)
+	}
+	out, err = kubectlSwitchyard(ctx, "explain", ns+"/big-0", "--kubeconfig", cluster.KubeconfigPath)
+	t.Logf("$ kubectl switchyard explain %s/big-0\n%s", ns, out)
+	if err != nil || !strings.Contains(out, "held by calculation set big can never be admitted whole") {
+		t.Errorf("explain big-0 does not say the set cannot fit: %v", err)
+	}
 	// The unfit set holds nothing: a set of 4 behind it goes, whole.
 	for i := range 4 {
 		if _, err := cluster.CreatePods(ctx, gangMember(ns, fmt.Sprintf("small-%d", i), "gangs", "small", 4, selector)); err != nil {

@@ -113,14 +113,20 @@ type ServingCert struct {
 	CertFile, KeyFile string
 }
 
-// NewServingCert writes a fresh self-signed serving certificate into dir,
-// for dnsNames too.
+// NewServingCert writes a fresh self-signed serving certificate into a new
+// directory below dir, for localhost, 127.0.0.1 and dnsNames.
 func NewServingCert(dir string, dnsNames ...string) (*ServingCert, error) {
 	certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKey("localhost", []net.IP{net.ParseIP("127.0.0.1")}, dnsNames)
 	if err != nil {
 		return nil, err
 	}
-	sc := &ServingCert{CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key")}
+	// A directory of its own: two certificates of one run never overwrite
+	// each other (a server that reloads its files would pick up the other).
+	own, err := os.MkdirTemp(dir, "serving-cert-")
+	if err != nil {
+		return nil, err
+	}
+	sc := &ServingCert{CertFile: filepath.Join(own, "tls.crt"), KeyFile: filepath.Join(own, "tls.key")}
 	if err := os.WriteFile(sc.CertFile, certPEM, 0o600); err != nil {
 		return nil, err
 	}
