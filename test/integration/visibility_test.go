@@ -24,6 +24,7 @@ import (
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	visibility "github.com/switchyard-sched/switchyard/pkg/apis/visibility/v1alpha1"
+	coordinatorpkg "github.com/switchyard-sched/switchyard/pkg/coordinator"
 	"github.com/switchyard-sched/switchyard/test/localcluster"
 )
 
@@ -257,4 +258,41 @@ func tokenKubeconfig(t *testing.T, token string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestHigherPriorityQueueHolds: under a cluster-wide cap of 2, a
+// higher-priority queue's admitted pods that cannot bind take the whole
+// cap; the lower-priority queue's pods wait, and pending says which queue
+// took it first.
+func TestHigherPriorityQueueHolds(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	_, selector := testNodes(ctx, t, 1, localcluster.NodeSpec{CPU: "4", Memory: "8Gi"})
+	ns := selector["switchyard.io/test-nodes"]
+	restartCoordinator(ctx, t, &coordinatorpkg.Options{MaxAdmittedTotal: 2})
+	defer restartCoordinator(ctx, t, &coordinatorpkg.Options{})
+	createRoutedQueue(ctx, t, ns, "prio-urgent", v1alpha1.QueueSpec{Profile: "switchyard-batch", Priority: 10, MaxAdmitted: ptr.To[int32](100)})
+	createRoutedQueue(ctx, t, ns, "prio-batch", v1alpha1.QueueSpec{Profile: "switchyard-batch", MaxAdmitted: ptr.To[int32](100)})
+	// No node carries this label: admitted, they stay unbound and hold the cap.
+	createQueuedPods(ctx, t, ns, "prio-urgent", 2, map[string]string{"switchyard.io/no-such-node": "x"}, nil)
+	waitFor(ctx, t, "the urgent pods admitted", 30*time.Second, func() bool {
+		pods, err := cluster.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.QueueLabel + "=prio-urgent"})
+		if err != nil || len(pods.Items) != 2 {
+			return false
+		}
+		for i := range pods.Items {
+			if v1alpha1.HasAdmissionGate(&pods.Items[i]) {
+				return false
+			}
+		}
+		return true
+	})
+	createQueuedPods(ctx, t, ns, "prio-batch", 2, selector, nil)
+	want := "cluster-wide cap --max-admitted (2/2), taken first by higher-priority queue prio-urgent (2)"
+	var out string
+	waitFor(ctx, t, "pending to name the higher-priority queue", 30*time.Second, func() bool {
+		var err error
+		out, err = kubectlSwitchyard(ctx, "pending", "prio-batch", "--kubeconfig", cluster.KubeconfigPath)
+		return err == nil && strings.Contains(out, want)
+	})
+	t.Logf("$ kubectl switchyard pending prio-batch\n%s", out)
 }

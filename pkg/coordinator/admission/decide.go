@@ -258,6 +258,9 @@ func Decide(in Input, now time.Time) Decision {
 		}
 		if v.headUnit(&d, decided, in.MaxAdmittedTotal) && v.hold != holdNone {
 			d.Held[v.Name] = v.holdMessage(in.MaxAdmittedTotal, totalAdmitted)
+			if v.hold == holdClusterCap {
+				d.Held[v.Name] += higherPriorityShare(views, v)
+			}
 			if v.wait > 0 && (d.Next == 0 || v.wait < d.Next) {
 				d.Next = v.wait
 			}
@@ -407,6 +410,27 @@ func (v *decideView) holdMessage(maxTotal, totalAdmitted int) string {
 		return holdRateMessage(spec)
 	}
 	return ""
+}
+
+// higherPriorityShare names the queues of higher spec.priority that hold
+// part of the cluster-wide cap v waits for, with how many admitted pods
+// each holds: ", taken first by higher-priority queues urgent (3)", or
+// nothing when none does.
+func higherPriorityShare(views []*decideView, v *decideView) string {
+	var parts []string
+	for _, o := range views {
+		if o != v && o.Spec.Priority > v.Spec.Priority && o.Spec.HasLimits() && o.admitted > 0 {
+			parts = append(parts, fmt.Sprintf("%s (%d)", o.Name, o.admitted))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	word := "queue"
+	if len(parts) > 1 {
+		word = "queues"
+	}
+	return fmt.Sprintf(", taken first by higher-priority %s %s", word, strings.Join(parts, ", "))
 }
 
 // holdRateMessage is the hold message of a queue waiting for its

@@ -179,6 +179,28 @@ func TestDecide(t *testing.T) {
 			held: map[string]string{"a": "--max-admitted (4/4)", "b": "--max-admitted"},
 		},
 		{
+			name: "a queue held at the cluster-wide cap names the higher-priority queues that took it",
+			queues: []queueCase{
+				{name: "urgent", spec: v1alpha1.QueueSpec{Priority: 10, MaxAdmitted: ptr.To[int32](100)}, pending: 5, admitted: 1},
+				{name: "also-urgent", spec: v1alpha1.QueueSpec{Priority: 5, MaxAdmitted: ptr.To[int32](100)}, admitted: 1},
+				{name: "peer", spec: v1alpha1.QueueSpec{MaxAdmitted: ptr.To[int32](100)}, admitted: 1},
+				{name: "batch", spec: v1alpha1.QueueSpec{MaxAdmitted: ptr.To[int32](100)}, pending: 5},
+			},
+			maxTotal: 4, budget: 10, want: map[string]int{"urgent": 1},
+			held: map[string]string{
+				"batch":  "cluster-wide cap --max-admitted (4/4), taken first by higher-priority queues also-urgent (1), urgent (2)",
+				"urgent": "cluster-wide cap --max-admitted (4/4)",
+			},
+		},
+		{
+			name: "no higher-priority queue to name: the cap alone",
+			queues: []queueCase{
+				{name: "a", spec: v1alpha1.QueueSpec{MaxAdmitted: ptr.To[int32](100)}, pending: 1, admitted: 2},
+			},
+			maxTotal: 2, budget: 10, want: map[string]int{},
+			held: map[string]string{"a": "cluster-wide cap --max-admitted (2/2)"},
+		},
+		{
 			name:   "a queue whose scheduler is missing admits nothing",
 			queues: []queueCase{{name: "a", spec: v1alpha1.QueueSpec{}, pending: 2, unusable: true}},
 			budget: 10, want: map[string]int{}, held: map[string]string{"a": "scheduler missing"},
