@@ -252,6 +252,7 @@ func Decide(in Input, now time.Time) Decision {
 		}
 		d.Pass[best.Name] += 1 / float64(max(best.Spec.Weight, 1))
 	}
+	var holders []*decideView
 	for _, v := range views {
 		if v.bucket != nil {
 			d.Buckets[v.Name] = *v.bucket
@@ -259,7 +260,10 @@ func Decide(in Input, now time.Time) Decision {
 		if v.headUnit(&d, decided, in.MaxAdmittedTotal) && v.hold != holdNone {
 			d.Held[v.Name] = v.holdMessage(in.MaxAdmittedTotal, totalAdmitted)
 			if v.hold == holdClusterCap {
-				d.Held[v.Name] += higherPriorityShare(views, v)
+				if holders == nil {
+					holders = capHolders(views)
+				}
+				d.Held[v.Name] += higherPriorityShare(holders, v)
 			}
 			if v.wait > 0 && (d.Next == 0 || v.wait < d.Next) {
 				d.Next = v.wait
@@ -412,25 +416,49 @@ func (v *decideView) holdMessage(maxTotal, totalAdmitted int) string {
 	return ""
 }
 
-// higherPriorityShare names the queues of higher spec.priority that hold
-// part of the cluster-wide cap v waits for, with how many admitted pods
-// each holds: ", taken first by higher-priority queues urgent (3)", or
-// nothing when none does.
-func higherPriorityShare(views []*decideView, v *decideView) string {
-	var parts []string
-	for _, o := range views {
-		if o != v && o.Spec.Priority > v.Spec.Priority && o.Spec.HasLimits() && o.admitted > 0 {
-			parts = append(parts, fmt.Sprintf("%s (%d)", o.Name, o.admitted))
+// capHolders are the queues with limits that hold admitted pods, by
+// priority (highest first), then name: who takes the cluster-wide cap.
+func capHolders(views []*decideView) []*decideView {
+	var out []*decideView
+	for _, v := range views {
+		if v.Spec.HasLimits() && v.admitted > 0 {
+			out = append(out, v)
 		}
 	}
-	if len(parts) == 0 {
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Spec.Priority != out[j].Spec.Priority {
+			return out[i].Spec.Priority > out[j].Spec.Priority
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// maxNamedHolders bounds how many queues a hold message names.
+const maxNamedHolders = 3
+
+// higherPriorityShare names the queues of higher spec.priority than v's
+// that hold part of the cluster-wide cap, with how many admitted pods each
+// holds: ", taken first by higher-priority queue urgent (3)", at most
+// maxNamedHolders of them and how many more; nothing when none does.
+// holders is capHolders' order, so this costs a binary search.
+func higherPriorityShare(holders []*decideView, v *decideView) string {
+	n := sort.Search(len(holders), func(i int) bool { return holders[i].Spec.Priority <= v.Spec.Priority })
+	if n == 0 {
 		return ""
 	}
-	word := "queue"
-	if len(parts) > 1 {
+	parts := make([]string, 0, min(n, maxNamedHolders))
+	for _, h := range holders[:min(n, maxNamedHolders)] {
+		parts = append(parts, fmt.Sprintf("%s (%d)", h.Name, h.admitted))
+	}
+	word, more := "queue", ""
+	if n > 1 {
 		word = "queues"
 	}
-	return fmt.Sprintf(", taken first by higher-priority %s %s", word, strings.Join(parts, ", "))
+	if n > maxNamedHolders {
+		more = fmt.Sprintf(" and %d more", n-maxNamedHolders)
+	}
+	return fmt.Sprintf(", taken first by higher-priority %s %s%s", word, strings.Join(parts, ", "), more)
 }
 
 // holdRateMessage is the hold message of a queue waiting for its

@@ -188,9 +188,22 @@ func TestDecide(t *testing.T) {
 			},
 			maxTotal: 4, budget: 10, want: map[string]int{"urgent": 1},
 			held: map[string]string{
-				"batch":  "cluster-wide cap --max-admitted (4/4), taken first by higher-priority queues also-urgent (1), urgent (2)",
+				"batch":  "cluster-wide cap --max-admitted (4/4), taken first by higher-priority queues urgent (2), also-urgent (1)",
 				"urgent": "cluster-wide cap --max-admitted (4/4)",
 			},
+		},
+		{
+			name: "at most three holders are named, highest priority first, and how many more",
+			queues: []queueCase{
+				{name: "p1", spec: v1alpha1.QueueSpec{Priority: 1, MaxAdmitted: ptr.To[int32](100)}, admitted: 1},
+				{name: "p2", spec: v1alpha1.QueueSpec{Priority: 2, MaxAdmitted: ptr.To[int32](100)}, admitted: 1},
+				{name: "p3", spec: v1alpha1.QueueSpec{Priority: 3, MaxAdmitted: ptr.To[int32](100)}, admitted: 1},
+				{name: "p4", spec: v1alpha1.QueueSpec{Priority: 4, MaxAdmitted: ptr.To[int32](100)}, admitted: 1},
+				{name: "p5", spec: v1alpha1.QueueSpec{Priority: 5, MaxAdmitted: ptr.To[int32](100)}, admitted: 1},
+				{name: "low", spec: v1alpha1.QueueSpec{MaxAdmitted: ptr.To[int32](100)}, pending: 1},
+			},
+			maxTotal: 5, budget: 10, want: map[string]int{},
+			held: map[string]string{"low": "cluster-wide cap --max-admitted (5/5), taken first by higher-priority queues p5 (1), p4 (1), p3 (1) and 2 more"},
 		},
 		{
 			name: "no higher-priority queue to name: the cap alone",
