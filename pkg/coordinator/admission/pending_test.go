@@ -1,12 +1,15 @@
 package admission
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
@@ -152,6 +155,52 @@ func TestStandings(t *testing.T) {
 				if g.Queue != "q" || g.Position < 1 {
 					t.Errorf("%s: queue %q position %d", g.Name, g.Queue, g.Position)
 				}
+			}
+		})
+	}
+}
+
+// TestSetPodSeedsThroughput: a pod first seen already admitted (after a
+// restart, by a new leader) counts in its queue's recent throughput at the
+// time its admission record gives, once; a gated pod, a pod without a
+// record and a record older than the window do not.
+func TestSetPodSeedsThroughput(t *testing.T) {
+	now := t0.Add(time.Hour)
+	pod := func(name string, gated bool, admittedAgo time.Duration) *corev1.Pod {
+		p := &corev1.Pod{}
+		p.Name, p.Namespace, p.UID = name, "ns", types.UID(name)
+		p.Annotations = map[string]string{v1alpha1.RoutedQueueAnnotation: "batch"}
+		if gated {
+			p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: v1alpha1.AdmissionGate}}
+		}
+		if admittedAgo > 0 {
+			record, err := json.Marshal(v1alpha1.AdmissionRecord{Queue: "batch", Time: metav1.NewTime(now.Add(-admittedAgo)), Waited: "1s"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Annotations[v1alpha1.AdmittedAnnotation] = string(record)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name      string
+		pods      []*corev1.Pod
+		wantCount int
+	}{
+		{name: "admitted two minutes ago", pods: []*corev1.Pod{pod("a", false, 2*time.Minute)}, wantCount: 1},
+		{name: "seen twice, counted once", pods: []*corev1.Pod{pod("a", false, 2*time.Minute), pod("a", false, 2*time.Minute)}, wantCount: 1},
+		{name: "admitted before the window", pods: []*corev1.Pod{pod("old", false, 10*time.Minute)}},
+		{name: "still gated", pods: []*corev1.Pod{pod("g", true, 0)}},
+		{name: "ungated without a record (not admitted by Switchyard)", pods: []*corev1.Pod{pod("n", false, 0)}},
+		{name: "several", pods: []*corev1.Pod{pod("a", false, time.Minute), pod("b", false, 3*time.Minute), pod("g", true, 0)}, wantCount: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewState()
+			for _, p := range tc.pods {
+				s.SetPod(p, now)
+			}
+			if count, _ := s.queue("batch").recent.recent(now); count != tc.wantCount {
+				t.Errorf("recent throughput %d, want %d", count, tc.wantCount)
 			}
 		})
 	}
