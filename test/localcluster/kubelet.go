@@ -22,8 +22,10 @@ import (
 )
 
 // StartKubelets runs one controller that does, for every simulated node,
-// what the node's kubelet would do to pods bound to it: report them Running
-// and Ready, and finish their graceful deletion. It stops with ctx.
+// what the node's kubelet would do to pods bound to it: admit them if the
+// node's allocatable has room (else reject them, Failed with reason
+// OutOfcpu, OutOfmemory or OutOfpods), report them Running and Ready, and
+// finish their graceful deletion. It stops with ctx.
 func (c *Cluster) StartKubelets(ctx context.Context) error {
 	logger := klog.FromContext(ctx).WithName("simulated-kubelets")
 	factory := informers.NewSharedInformerFactoryWithOptions(c.Client, 0,
@@ -38,9 +40,21 @@ func (c *Cluster) StartKubelets(ctx context.Context) error {
 			queue.Add(key)
 		}
 	}
+	if err := pods.Informer().AddIndexers(cache.Indexers{byNodeIndex: indexByNode}); err != nil {
+		return err
+	}
+	admission := newKubeletAdmission(pods.Informer().GetIndexer())
 	if _, err := pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    enqueue,
 		UpdateFunc: func(_, obj any) { enqueue(obj) },
+		DeleteFunc: func(obj any) {
+			if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = tombstone.Obj
+			}
+			if pod, ok := obj.(*corev1.Pod); ok {
+				admission.forget(pod.UID)
+			}
+		},
 	}); err != nil {
 		return err
 	}
@@ -86,7 +100,19 @@ func (c *Cluster) StartKubelets(ctx context.Context) error {
 			return c.completeIfDone(ctx, pod, queue)
 		}
 		if pod.Status.Phase != corev1.PodPending {
+			if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+				admission.forget(pod.UID)
+			}
 			return nil
+		}
+		if ok, reason, message := admission.admit(pod, node); !ok {
+			rejected := pod.DeepCopy()
+			markRejected(rejected, reason, message)
+			_, err = c.Client.CoreV1().Pods(namespace).UpdateStatus(ctx, rejected, metav1.UpdateOptions{})
+			if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+				return nil
+			}
+			return err
 		}
 		ip := podIP.Add(1)
 		running := pod.DeepCopy()
