@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard-sched/switchyard/pkg/agent/guardian"
 	"github.com/switchyard-sched/switchyard/pkg/configurator"
 	"github.com/switchyard-sched/switchyard/pkg/generated/clientset/versioned"
+	"github.com/switchyard-sched/switchyard/pkg/secureserving"
 )
 
 func main() {
@@ -36,8 +37,6 @@ func main() {
 		interval      = flag.Duration("sample-interval", time.Second, "interval between cgroup reads")
 		serveAddr     = flag.String("serve-address", ":8081", "plain HTTP address of /healthz, /livez, /readyz and the configurator's signed pushes (and of /metrics and /policy with --standalone-dir)")
 		secureAddr    = flag.String("secure-serve-address", ":8444", "HTTPS address of /metrics and /policy, for callers the API server authenticates and authorizes (get on the non-resource URL); off with --standalone-dir")
-		tlsCert       = flag.String("tls-cert-file", "", "serving certificate of --secure-serve-address, reloaded when it changes; empty (with --tls-private-key-file): self-signed")
-		tlsKey        = flag.String("tls-private-key-file", "", "key of --tls-cert-file")
 		configurator_ = flag.String("configurator-url", "", "switchyard-configurator URL for live policy changes (service switchyard-agent); empty: none")
 		configCA      = flag.String("configurator-ca-file", "", "PEM bundle that signs the configurator's serving certificate")
 		advertise     = flag.String("advertise-address", "", "URL the configurator reaches this agent at, e.g. http://$(POD_IP):8081")
@@ -56,6 +55,8 @@ func main() {
 	flag.Float64Var(&p.FastPressure, "fast-pressure", p.FastPressure, "raise at once when tasks stall (PSI, cgroup v2) this fraction of a sample (0: off)")
 	flag.Float64Var(&p.FastMemory, "fast-memory", p.FastMemory, "raise memory at once at this fraction of its limit (0: off)")
 	flag.Float64Var(&p.FastMaxStep, "fast-max-step", p.FastMaxStep, "largest fast raise as a fraction of the limit (3: four times)")
+	var servingCert secureserving.CertFlags
+	servingCert.AddFlags(flag.CommandLine)
 	klog.InitFlags(nil)
 	flag.Parse()
 	if err := p.Validate(); err != nil {
@@ -66,12 +67,12 @@ func main() {
 		Node: *node, CgroupRoot: *root, Driver: cgroup.Driver(*driver), StandaloneDir: *standalone, Actuator: *actuator,
 		Options: agent.Options{SampleInterval: *interval, Policy: p, DryRun: *dryRun}, ServeAddress: *serveAddr,
 	}
-	if (*tlsCert == "") != (*tlsKey == "") {
-		fmt.Fprintln(os.Stderr, "switchyard-agent: set both --tls-cert-file and --tls-private-key-file, or neither")
+	if err := servingCert.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "switchyard-agent:", err)
 		os.Exit(2)
 	}
 	if *standalone == "" {
-		opts.SecureServeAddress, opts.TLSCertFile, opts.TLSKeyFile = *secureAddr, *tlsCert, *tlsKey
+		opts.SecureServeAddress, opts.TLSCertFile, opts.TLSKeyFile = *secureAddr, servingCert.CertFile, servingCert.KeyFile
 	}
 	if opts.Driver != cgroup.Systemd && opts.Driver != cgroup.Cgroupfs {
 		fmt.Fprintln(os.Stderr, "switchyard-agent: --cgroup-driver must be systemd or cgroupfs")

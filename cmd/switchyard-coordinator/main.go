@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchyard-sched/switchyard/pkg/coordinator"
 	"github.com/switchyard-sched/switchyard/pkg/coordinator/decisions"
+	"github.com/switchyard-sched/switchyard/pkg/secureserving"
 )
 
 func main() {
@@ -36,10 +37,10 @@ func main() {
 		profiling  = flag.Bool("profiling", false, "serve /debug/pprof where /metrics is served")
 		amqpURL    = flag.String("amqp-url", "", "RabbitMQ URL for external queues and the decision stream; $SWITCHYARD_AMQP_URL when unset; neither: no broker")
 		visAddr    = flag.String("visibility-address", ":8443", "secure port (HTTPS, callers authenticated by the API server and authorized by SubjectAccessReview): the visibility API (visibility.switchyard.io, through the API server's aggregation layer) and /metrics (get on the non-resource URL /metrics); empty: not served")
-		tlsCert    = flag.String("tls-cert-file", "", "serving certificate of the secure port, reloaded when it changes; empty (with --tls-private-key-file): self-signed")
-		tlsKey     = flag.String("tls-private-key-file", "", "key of --tls-cert-file")
 		decisionEx = flag.String("decision-exchange", "", "topic exchange of the decision stream (routing key <queue>.<decision>), e.g. "+decisions.DefaultExchange+"; empty: no decision stream")
 	)
+	var servingCert secureserving.CertFlags
+	servingCert.AddFlags(flag.CommandLine)
 	klog.InitFlags(nil)
 	flag.Parse()
 	if *maxTotal < 0 || *qps <= 0 || *burst <= 0 {
@@ -49,8 +50,8 @@ func main() {
 	if *amqpURL == "" {
 		*amqpURL = os.Getenv("SWITCHYARD_AMQP_URL")
 	}
-	if (*tlsCert == "") != (*tlsKey == "") {
-		fmt.Fprintln(os.Stderr, "switchyard-coordinator: set both --tls-cert-file and --tls-private-key-file, or neither")
+	if err := servingCert.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "switchyard-coordinator:", err)
 		os.Exit(2)
 	}
 	var profileNames []string
@@ -104,8 +105,8 @@ func main() {
 		DecisionExchange: *decisionEx,
 
 		VisibilityAddress:    *visAddr,
-		VisibilityCertFile:   *tlsCert,
-		VisibilityKeyFile:    *tlsKey,
+		VisibilityCertFile:   servingCert.CertFile,
+		VisibilityKeyFile:    servingCert.KeyFile,
 		VisibilityServerName: "switchyard-coordinator." + *namespace + ".svc",
 	})
 	if err != nil {

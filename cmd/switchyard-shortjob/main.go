@@ -18,6 +18,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/switchyard-sched/switchyard/pkg/lease"
+	"github.com/switchyard-sched/switchyard/pkg/secureserving"
 	"github.com/switchyard-sched/switchyard/pkg/shortjob"
 )
 
@@ -29,21 +30,21 @@ func main() {
 		prefetch   = flag.Int("prefetch", 16, "messages handled at once")
 		serveAddr  = flag.String("serve-address", ":8080", "plain HTTP address of /healthz, /livez and /readyz (and /metrics when --secure-serve-address is empty)")
 		secureAddr = flag.String("secure-serve-address", ":8443", "HTTPS address of /metrics, for callers the API server authenticates and authorizes (get on the non-resource URL /metrics); empty: not served")
-		tlsCert    = flag.String("tls-cert-file", "", "serving certificate of --secure-serve-address, reloaded when it changes; empty (with --tls-private-key-file): self-signed")
-		tlsKey     = flag.String("tls-private-key-file", "", "key of --tls-cert-file")
 		qps        = flag.Float64("kube-api-qps", 100, "client QPS towards the API server")
 		burst      = flag.Int("kube-api-burst", 200, "client burst towards the API server")
 		elect      = flag.Bool("leader-elect", true, "take turns through a Lease: one replica binds, the others stand by")
 		namespace  = flag.String("leader-elect-namespace", "switchyard-system", "namespace of the Lease")
 		leaseName  = flag.String("leader-elect-lease", "", "name of the Lease; switchyard-shortjob-<queue> when empty")
 	)
+	var servingCert secureserving.CertFlags
+	servingCert.AddFlags(flag.CommandLine)
 	klog.InitFlags(nil)
 	flag.Parse()
 	if *amqpURL == "" {
 		*amqpURL = os.Getenv("SWITCHYARD_AMQP_URL")
 	}
-	if (*tlsCert == "") != (*tlsKey == "") {
-		fmt.Fprintln(os.Stderr, "switchyard-shortjob: set both --tls-cert-file and --tls-private-key-file, or neither")
+	if err := servingCert.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "switchyard-shortjob:", err)
 		os.Exit(2)
 	}
 	if *queue == "" || *amqpURL == "" || *prefetch < 1 {
@@ -68,7 +69,7 @@ func main() {
 	host, _ := os.Hostname()
 	opts := shortjob.Options{
 		Queue: *queue, AMQPURL: *amqpURL, Prefetch: *prefetch, ServeAddress: *serveAddr, Identity: "switchyard-shortjob/" + host,
-		SecureServeAddress: *secureAddr, TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey,
+		SecureServeAddress: *secureAddr, TLSCertFile: servingCert.CertFile, TLSKeyFile: servingCert.KeyFile,
 	}
 	if *elect {
 		name := *leaseName

@@ -182,9 +182,7 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 			// Stop it when Run returns, and wait for the port to close, so
 			// that a coordinator started after this one in the same process
 			// can listen there.
-			visCtx, stopVis := context.WithCancel(ctx)
-			wait := vis.Start(visCtx)
-			defer wait()
+			stopVis := vis.Start(ctx)
 			defer stopVis()
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -134,7 +135,7 @@ func New(ctx context.Context, client kubernetes.Interface, opts Options, handler
 		base.ClientAuth = tls.RequestClientCert
 	}
 	certs := dynamiccertificates.NewDynamicServingCertificateController(base, clientCA, serving, nil, nil)
-	if requestHeader, ok := clientCA.(*options.DynamicRequestHeaderController); ok {
+	if requestHeader != nil {
 		requestHeader.AddListener(certs)
 	}
 	if files, ok := serving.(*dynamiccertificates.DynamicCertKeyPairContent); ok {
@@ -259,9 +260,10 @@ func statusCodecs() runtime.NegotiatedSerializer {
 	return serializer.NewCodecFactory(scheme).WithoutConversion()
 }
 
-// Start runs the server in the background until ctx ends, logging why it
-// stopped if it did early; wait blocks until its port is closed again.
-func (s *Server) Start(ctx context.Context) (wait func()) {
+// Start runs the server in the background, logging why it stopped if it
+// did early; stop ends it and waits until its port is closed again.
+func (s *Server) Start(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -269,7 +271,7 @@ func (s *Server) Start(ctx context.Context) (wait func()) {
 			klog.FromContext(ctx).Error(err, "The secure port stopped", "server", s.opts.Name)
 		}
 	}()
-	return func() { <-done }
+	return func() { cancel(); <-done }
 }
 
 // MetricsMux serves reg at /metrics, and /debug/pprof when profiling, for
@@ -290,7 +292,25 @@ func Serve(ctx context.Context, client kubernetes.Interface, opts Options, handl
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	wait := s.Start(ctx)
-	return func() { cancel(); wait() }, nil
+	return s.Start(ctx), nil
+}
+
+// CertFlags are a binary's --tls-cert-file and --tls-private-key-file:
+// the certificate of its secure port.
+type CertFlags struct {
+	CertFile, KeyFile string
+}
+
+// AddFlags registers the two flags on fs.
+func (f *CertFlags) AddFlags(fs *flag.FlagSet) {
+	fs.StringVar(&f.CertFile, "tls-cert-file", "", "serving certificate of the secure port, reloaded when it changes; empty (with --tls-private-key-file): self-signed")
+	fs.StringVar(&f.KeyFile, "tls-private-key-file", "", "key of --tls-cert-file")
+}
+
+// Validate refuses one of the two flags without the other.
+func (f CertFlags) Validate() error {
+	if (f.CertFile == "") != (f.KeyFile == "") {
+		return errors.New("set both --tls-cert-file and --tls-private-key-file, or neither")
+	}
+	return nil
 }

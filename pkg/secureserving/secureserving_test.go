@@ -43,3 +43,19 @@ func TestAuthorizeRefusesTheUnauthenticated(t *testing.T) {
 		t.Error("the handler served an unauthenticated caller")
 	}
 }
+
+func TestCertFlagsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		flags CertFlags
+		ok    bool
+	}{
+		{CertFlags{}, true},
+		{CertFlags{CertFile: "tls.crt", KeyFile: "tls.key"}, true},
+		{CertFlags{CertFile: "tls.crt"}, false},
+		{CertFlags{KeyFile: "tls.key"}, false},
+	} {
+		if err := tc.flags.Validate(); (err == nil) != tc.ok {
+			t.Errorf("%+v: %v, want ok=%v", tc.flags, err, tc.ok)
+		}
+	}
+}

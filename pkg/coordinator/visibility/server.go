@@ -88,8 +88,9 @@ func (s *Server) SetSource(source Source) {
 	s.source.Store(&sourceHolder{source})
 }
 
-// Start serves until ctx ends; wait blocks until the port is closed.
-func (s *Server) Start(ctx context.Context) (wait func()) {
+// Start serves in the background; stop ends it and waits until the port
+// is closed.
+func (s *Server) Start(ctx context.Context) (stop func()) {
 	return s.secure.Start(ctx)
 }
 
