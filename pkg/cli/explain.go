@@ -17,6 +17,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/switchyard-sched/switchyard/pkg/apis/switchyard/v1alpha1"
 	visibility "github.com/switchyard-sched/switchyard/pkg/apis/visibility/v1alpha1"
@@ -249,8 +250,10 @@ func eventTime(e *corev1.Event) time.Time {
 	return e.CreationTimestamp.Time
 }
 
-// completeQueues completes Queue names, for the one argument that names one.
-func completeQueues(flags *genericclioptions.ConfigFlags) cobra.CompletionFunc {
+// completeFirstArg completes a command's one argument with the names list
+// returns (read with the kubectl flags' configuration) that start with what
+// is typed so far.
+func completeFirstArg(flags *genericclioptions.ConfigFlags, list func(ctx context.Context, config *rest.Config) ([]string, error)) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 		if len(args) > 0 {
 			return nil, cobra.ShellCompDirectiveNoFileComp
@@ -259,53 +262,59 @@ func completeQueues(flags *genericclioptions.ConfigFlags) cobra.CompletionFunc {
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveError
 		}
-		sy, err := versioned.NewForConfig(config)
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveError
-		}
-		queues, err := sy.SwitchyardV1alpha1().Queues().List(cmd.Context(), metav1.ListOptions{})
+		all, err := list(cmd.Context(), config)
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveError
 		}
 		var names []string
-		for _, q := range queues.Items {
-			if strings.HasPrefix(q.Name, toComplete) {
-				names = append(names, q.Name)
+		for _, name := range all {
+			if strings.HasPrefix(name, toComplete) {
+				names = append(names, name)
 			}
 		}
 		return names, cobra.ShellCompDirectiveNoFileComp
 	}
 }
 
+// completeQueues completes Queue names.
+func completeQueues(flags *genericclioptions.ConfigFlags) cobra.CompletionFunc {
+	return completeFirstArg(flags, func(ctx context.Context, config *rest.Config) ([]string, error) {
+		sy, err := versioned.NewForConfig(config)
+		if err != nil {
+			return nil, err
+		}
+		queues, err := sy.SwitchyardV1alpha1().Queues().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		names := make([]string, 0, len(queues.Items))
+		for _, q := range queues.Items {
+			names = append(names, q.Name)
+		}
+		return names, nil
+	})
+}
+
 // completePods completes pod names in the namespace of -n (or the
 // kubeconfig's), as kubectl does.
 func completePods(flags *genericclioptions.ConfigFlags) cobra.CompletionFunc {
-	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-		if len(args) > 0 {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
+	return completeFirstArg(flags, func(ctx context.Context, config *rest.Config) ([]string, error) {
 		namespace, _, err := flags.ToRawKubeConfigLoader().Namespace()
 		if err != nil {
-			return nil, cobra.ShellCompDirectiveError
-		}
-		config, err := flags.ToRESTConfig()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveError
+			return nil, err
 		}
 		client, err := kubernetes.NewForConfig(config)
 		if err != nil {
-			return nil, cobra.ShellCompDirectiveError
+			return nil, err
 		}
-		pods, err := client.CoreV1().Pods(namespace).List(cmd.Context(), metav1.ListOptions{})
+		pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
 		if err != nil {
-			return nil, cobra.ShellCompDirectiveError
+			return nil, err
 		}
-		var names []string
+		names := make([]string, 0, len(pods.Items))
 		for _, p := range pods.Items {
-			if strings.HasPrefix(p.Name, toComplete) {
-				names = append(names, p.Name)
-			}
+			names = append(names, p.Name)
 		}
-		return names, cobra.ShellCompDirectiveNoFileComp
-	}
+		return names, nil
+	})
 }

@@ -208,6 +208,14 @@ func TestVisibilityPending(t *testing.T) {
 	if err != nil || !strings.Contains(out, "Position:  3 in queue vis-held; held by 2 pods ahead in the queue, whose next pod is held by maxAdmitted") {
 		t.Errorf("explain does not show the position: %v", err)
 	}
+	// Shell completion names the queue and the pods, from the API server.
+	if out, err := kubectlSwitchyard(ctx, "__complete", "pending", "--kubeconfig", cluster.KubeconfigPath, "vis-h"); err != nil || !strings.Contains(out, "vis-held\n") {
+		t.Errorf("completing a queue name: %v\n%s", err, out)
+	}
+	if out, err := kubectlSwitchyard(ctx, "__complete", "explain", "-n", ns, "--kubeconfig", cluster.KubeconfigPath, "wait-"); err != nil ||
+		!strings.Contains(out, "wait-1\nwait-2\nwait-3\n") {
+		t.Errorf("completing a pod name: %v\n%s", err, out)
+	}
 	operatorConfig, tenantConfig := tokenKubeconfig(t, operator), tokenKubeconfig(t, tenant)
 	out, err = kubectlSwitchyard(ctx, "pending", "vis-held", "--kubeconfig", operatorConfig)
 	t.Logf("$ kubectl switchyard pending vis-held\n%s", out)
