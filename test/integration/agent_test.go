@@ -533,11 +533,7 @@ func TestAgentPolicyFromConfigurator(t *testing.T) {
 		if err := os.MkdirAll(filepath.Join(root, "managed"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		port, err := localcluster.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		addr := freeAddress(t)
 		// The agent's pod, running as the agent's service account, which
 		// the shipped switchyard-agent-config ClusterRole lets register
 		// for the service switchyard-agent only.

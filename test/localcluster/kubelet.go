@@ -12,9 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	resourcehelper "k8s.io/component-helpers/resource"
@@ -94,7 +92,7 @@ func (c *Cluster) StartKubelets(ctx context.Context) error {
 			return err
 		}
 		if pod.Status.Phase == corev1.PodRunning {
-			if done, err := c.actuateResize(ctx, pod, node, pods.Lister(), queue); done || err != nil {
+			if done, err := c.actuateResize(ctx, pod, node, pods.Informer().GetIndexer(), queue); done || err != nil {
 				return err
 			}
 			return c.completeIfDone(ctx, pod, queue)
@@ -191,7 +189,7 @@ func (c *Cluster) completeIfDone(ctx context.Context, pod *corev1.Pod, queue wor
 // allocated requests, reports PodResizePending with reason Deferred (and
 // looks again shortly) when it would fit an emptier node, and Infeasible
 // when it exceeds the node. It reports whether it wrote the status.
-func (c *Cluster) actuateResize(ctx context.Context, pod *corev1.Pod, node *corev1.Node, pods corelisters.PodLister, queue workqueue.TypedRateLimitingInterface[string]) (bool, error) {
+func (c *Cluster) actuateResize(ctx context.Context, pod *corev1.Pod, node *corev1.Node, pods cache.Indexer, queue workqueue.TypedRateLimitingInterface[string]) (bool, error) {
 	asked := false
 	for _, ctr := range pod.Spec.Containers {
 		for _, cs := range pod.Status.ContainerStatuses {
@@ -210,21 +208,7 @@ func (c *Cluster) actuateResize(ctx context.Context, pod *corev1.Pod, node *core
 		return true, c.updateStatus(ctx, updated)
 	}
 	requests := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
-	used := corev1.ResourceList{}
-	others, err := pods.List(labels.Everything())
-	if err != nil {
-		return false, err
-	}
-	for _, other := range others {
-		if other.Spec.NodeName != node.Name || other.UID == pod.UID || other.Status.Phase == corev1.PodSucceeded || other.Status.Phase == corev1.PodFailed {
-			continue
-		}
-		for name, q := range resourcehelper.PodRequests(other, resourcehelper.PodResourcesOptions{UseStatusResources: true}) {
-			sum := used[name]
-			sum.Add(q)
-			used[name] = sum
-		}
-	}
+	used := allocated(podsOnNode(pods, node.Name, pod.UID))
 	updated := pod.DeepCopy()
 	now := metav1.NewTime(time.Now())
 	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {

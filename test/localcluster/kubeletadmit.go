@@ -57,27 +57,16 @@ func (k *kubeletAdmission) admit(pod *corev1.Pod, node *corev1.Node) (ok bool, r
 	if k.admitted[pod.UID] {
 		return true, "", ""
 	}
-	used := corev1.ResourceList{}
-	count := int64(0)
-	others, _ := k.pods.ByIndex(byNodeIndex, node.Name)
-	for _, obj := range others {
-		other, ok := obj.(*corev1.Pod)
-		if !ok || other.UID == pod.UID || other.Status.Phase == corev1.PodSucceeded || other.Status.Phase == corev1.PodFailed {
-			continue
-		}
-		// Running pods count (admitted by an earlier process, or seen so
-		// since), and those this process admitted whose Running status the
-		// informer has not shown yet.
-		if other.Status.Phase != corev1.PodRunning && !k.admitted[other.UID] {
-			continue
-		}
-		count++
-		for name, q := range resourcehelper.PodRequests(other, resourcehelper.PodResourcesOptions{UseStatusResources: true}) {
-			sum := used[name]
-			sum.Add(q)
-			used[name] = sum
+	// Running pods count (admitted by an earlier process, or seen so
+	// since), and those this process admitted whose Running status the
+	// informer has not shown yet.
+	var admitted []*corev1.Pod
+	for _, other := range podsOnNode(k.pods, node.Name, pod.UID) {
+		if other.Status.Phase == corev1.PodRunning || k.admitted[other.UID] {
+			admitted = append(admitted, other)
 		}
 	}
+	used, count := allocated(admitted), int64(len(admitted))
 	requests := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
 	if capacity, ok := node.Status.Allocatable[corev1.ResourcePods]; ok && count+1 > capacity.Value() {
 		return false, "OutOfpods", fmt.Sprintf("Pod was rejected: Node didn't have enough resource: pods, requested: 1, used: %d, capacity: %d", count, capacity.Value())
@@ -111,4 +100,30 @@ func markRejected(pod *corev1.Pod, reason, message string) {
 	if pod.Status.StartTime == nil {
 		pod.Status.StartTime = &now
 	}
+}
+
+// podsOnNode are the pods bound to node that have not finished, but skip.
+func podsOnNode(pods cache.Indexer, node string, skip types.UID) []*corev1.Pod {
+	objs, _ := pods.ByIndex(byNodeIndex, node)
+	out := make([]*corev1.Pod, 0, len(objs))
+	for _, obj := range objs {
+		if p, ok := obj.(*corev1.Pod); ok && p.UID != skip && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// allocated sums the pods' requests as the kubelet allocated them (their
+// status resources, where it reported them).
+func allocated(pods []*corev1.Pod) corev1.ResourceList {
+	used := corev1.ResourceList{}
+	for _, p := range pods {
+		for name, q := range resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{UseStatusResources: true}) {
+			sum := used[name]
+			sum.Add(q)
+			used[name] = sum
+		}
+	}
+	return used
 }
